@@ -1,0 +1,86 @@
+/* vmm-core/block/block-int.h — what drivers see; not for device models. */
+#pragma once
+
+#include "vmm-core/block/block.h"
+
+/* Named limits. */
+#define VMM_BLOCK_MAX_CHAIN_DEPTH 64          /* backing files below one image */
+#define VMM_BLOCK_MAX_VIRTUAL_SIZE (UINT64_C(1) << 56) /* 64 PiB */
+
+typedef struct VmmBlockDriver {
+  const char *name;
+  /* Score 0..100 that the first bytes of a file are this format. */
+  int (*probe)(const uint8_t *buf, size_t len);
+  gboolean (*open)(VmmBlock *bs, unsigned flags, GError **error);
+  void (*close)(VmmBlock *bs);
+  gboolean (*read)(VmmBlock *bs, uint64_t off, void *buf, size_t len,
+                   GError **error);
+  gboolean (*write)(VmmBlock *bs, uint64_t off, const void *buf, size_t len,
+                    GError **error);
+  gboolean (*flush)(VmmBlock *bs, GError **error);
+  gboolean (*discard)(VmmBlock *bs, uint64_t off, uint64_t len, GError **error);
+  gboolean (*resize)(VmmBlock *bs, uint64_t size, gboolean shrink,
+                     GError **error);
+  unsigned (*status)(VmmBlock *bs, uint64_t off, uint64_t len, uint64_t *pnum,
+                     GError **error);
+  gboolean (*create)(const char *path, const VmmBlockCreateOptions *opts,
+                     GError **error);
+  gboolean (*check)(VmmBlock *bs, VmmBlockRepair repair,
+                    VmmBlockCheckResult *res, GError **error);
+  void (*get_info)(VmmBlock *bs, VmmBlockInfo *info);
+  gboolean parallel_io; /* requests may run concurrently without the lock */
+} VmmBlockDriver;
+
+struct VmmBlock {
+  const VmmBlockDriver *drv;
+  char *filename;
+  int fd;
+  gboolean read_only;
+  unsigned flags;
+  uint64_t size;           /* virtual size */
+  void *opaque;            /* driver state */
+  GRecMutex lock;          /* serialises driver calls unless parallel_io */
+  int depth;               /* position in a backing chain (0 = top) */
+
+  /* async */
+  GThreadPool *pool;
+  GMainContext *completion_ctx;
+  GMutex async_lock;
+  GCond async_cond;
+  unsigned in_flight;
+};
+
+extern const VmmBlockDriver vmm_block_raw_driver;
+extern const VmmBlockDriver vmm_block_qcow2_driver;
+
+VmmBlock *vmm_block_open_internal(const char *path, const char *format,
+                                  unsigned flags, int depth, GError **error);
+
+/* Host file helpers: full-length pread/pwrite that set a GError naming the
+ * file.  Reads past the end of the file return zeroes. */
+gboolean vmm_block_pread(VmmBlock *bs, uint64_t off, void *buf, size_t len,
+                         GError **error);
+gboolean vmm_block_pwrite(VmmBlock *bs, uint64_t off, const void *buf,
+                          size_t len, GError **error);
+uint64_t vmm_block_file_size(VmmBlock *bs);
+gboolean vmm_block_check_result_add(VmmBlockCheckResult *res,
+                                    const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static inline gboolean vmm_buf_is_zero(const void *buf, size_t len)
+{
+  const uint8_t *p = buf;
+  while (len && ((uintptr_t)p & 7)) {
+    if (*p)
+      return FALSE;
+    p++, len--;
+  }
+  const uint64_t *q = (const uint64_t *)p;
+  for (; len >= 8; len -= 8, q++)
+    if (*q)
+      return FALSE;
+  p = (const uint8_t *)q;
+  while (len--)
+    if (*p++)
+      return FALSE;
+  return TRUE;
+}
