@@ -1,1 +1,349 @@
-int main(void){return 0;}
+/* vessel-run: the headless front end. Builds a machine from flags, runs it
+ * until the guest powers off (exit 0) or something fails (one line on
+ * stderr, non-zero exit). */
+#include "vmm-core/machine/machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_GUEST_ERROR 1
+#define EXIT_USAGE 2
+
+typedef struct run_output {
+  int fd;
+  bool owned;
+} run_output;
+
+typedef struct run {
+  GMainLoop *loop;
+  vmm_machine *machine;
+  int status;
+  run_output serial;
+  run_output debugcon;
+  guint stdin_watch;
+  bool stdin_eof;
+  uint8_t pending[256]; /* stdin bytes the UART had no room for yet */
+  size_t npending;
+} run;
+
+static void G_GNUC_PRINTF (1, 2)
+die_usage (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "vessel-run: %s\n", msg);
+  exit (EXIT_USAGE);
+}
+
+static void
+output_write (void *opaque, const uint8_t *buf, size_t len)
+{
+  run_output *o = opaque;
+  while (len > 0)
+    {
+      ssize_t n = write (o->fd, buf, len);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return; /* a closed pipe loses guest output, not the guest */
+      buf += n;
+      len -= (size_t) n;
+    }
+}
+
+/* stdio | file:PATH | none */
+static void
+parse_output (const char *flag, const char *spec, bool allow_stdio,
+              run_output *out)
+{
+  out->fd = -1;
+  out->owned = false;
+  if (!spec || strcmp (spec, "none") == 0)
+    return;
+  if (allow_stdio && strcmp (spec, "stdio") == 0)
+    {
+      out->fd = STDOUT_FILENO;
+      return;
+    }
+  if (g_str_has_prefix (spec, "file:") && spec[5])
+    {
+      out->fd = open (spec + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (out->fd < 0)
+        die_usage ("%s %s: %s", flag, spec + 5, g_strerror (errno));
+      out->owned = true;
+      return;
+    }
+  die_usage ("%s: '%s' is not %s, file:PATH or none", flag, spec,
+             allow_stdio ? "stdio" : "a destination:");
+}
+
+/* 512, 512M, 4G, 1T (a bare number is MiB, as in QEMU). */
+static uint64_t
+parse_size (const char *flag, const char *s)
+{
+  char *end = NULL;
+  errno = 0;
+  guint64 v = g_ascii_strtoull (s, &end, 10);
+  if (errno || end == s)
+    die_usage ("%s: '%s' is not a size (use e.g. 512M or 4G)", flag, s);
+  unsigned shift;
+  switch (g_ascii_toupper (*end))
+    {
+    case '\0':
+    case 'M':
+      shift = 20;
+      break;
+    case 'K':
+      shift = 10;
+      break;
+    case 'G':
+      shift = 30;
+      break;
+    case 'T':
+      shift = 40;
+      break;
+    default:
+      die_usage ("%s: '%s' is not a size (use e.g. 512M or 4G)", flag, s);
+    }
+  if (*end && end[1] && !(g_ascii_toupper (end[1]) == 'B' && !end[2])
+      && !(g_ascii_toupper (end[1]) == 'I' && g_ascii_toupper (end[2]) == 'B'
+           && !end[3]))
+    die_usage ("%s: '%s' is not a size (use e.g. 512M or 4G)", flag, s);
+  if (v == 0 || v > (UINT64_C (1) << (50 - shift)))
+    die_usage ("%s: %s is out of range", flag, s);
+  return v << shift;
+}
+
+static void
+on_state_main (vmm_machine *m, vmm_machine_state state, run *r)
+{
+  if (state == VMM_MACHINE_POWERED_OFF)
+    {
+      r->status = 0;
+      g_main_loop_quit (r->loop);
+    }
+  else if (state == VMM_MACHINE_ERROR)
+    {
+      g_autofree char *e = vmm_machine_get_error (m);
+      fprintf (stderr, "vessel-run: %s\n", e ? e : "the machine failed");
+      r->status = EXIT_GUEST_ERROR;
+      g_main_loop_quit (r->loop);
+    }
+}
+
+typedef struct state_msg {
+  run *r;
+  vmm_machine_state state;
+} state_msg;
+
+static gboolean
+state_msg_dispatch (gpointer data)
+{
+  state_msg *msg = data;
+  on_state_main (msg->r->machine, msg->state, msg->r);
+  return G_SOURCE_REMOVE;
+}
+
+/* From the engine's I/O thread to the main loop. */
+static void
+on_state (vmm_machine *m, vmm_machine_state state, void *opaque)
+{
+  state_msg *msg = g_new (state_msg, 1);
+  msg->r = opaque;
+  msg->state = state;
+  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, state_msg_dispatch,
+                              msg, g_free);
+}
+
+static gboolean on_stdin (gint fd, GIOCondition cond, gpointer data);
+
+static void
+stdin_flush_pending (run *r)
+{
+  if (r->npending)
+    {
+      size_t n = vmm_machine_serial_receive (r->machine, r->pending,
+                                             r->npending);
+      memmove (r->pending, r->pending + n, r->npending - n);
+      r->npending -= n;
+    }
+  if (!r->npending && !r->stdin_watch && !r->stdin_eof)
+    r->stdin_watch = g_unix_fd_add (STDIN_FILENO, G_IO_IN | G_IO_HUP,
+                                    on_stdin, r);
+}
+
+static gboolean
+on_stdin (gint fd, GIOCondition cond, gpointer data)
+{
+  run *r = data;
+  ssize_t n = read (fd, r->pending, sizeof r->pending);
+  if (n <= 0)
+    {
+      if (n < 0 && errno == EINTR)
+        return G_SOURCE_CONTINUE;
+      r->stdin_eof = true;
+      r->stdin_watch = 0;
+      return G_SOURCE_REMOVE;
+    }
+  r->npending = (size_t) n;
+  size_t took = vmm_machine_serial_receive (r->machine, r->pending,
+                                            r->npending);
+  memmove (r->pending, r->pending + took, r->npending - took);
+  r->npending -= took;
+  if (r->npending)
+    {
+      /* Wait for the guest to drain its FIFO. */
+      r->stdin_watch = 0;
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+serial_ready_main (gpointer data)
+{
+  stdin_flush_pending (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_serial_ready (void *opaque)
+{
+  g_main_context_invoke (NULL, serial_ready_main, opaque);
+}
+
+static gboolean
+on_signal (gpointer data)
+{
+  run *r = data;
+  fprintf (stderr, "vessel-run: stopping on a signal\n");
+  r->status = 0;
+  g_main_loop_quit (r->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *memory = NULL, *firmware = NULL, *kernel = NULL;
+  g_autofree char *initrd = NULL, *append = NULL, *serial = NULL;
+  g_autofree char *debugcon = NULL, *kernel_entry = NULL;
+  int cpus = 1;
+  gboolean sercon = FALSE, boot_menu = FALSE;
+  GOptionEntry entries[] = {
+    { "memory", 'm', 0, G_OPTION_ARG_STRING, &memory,
+      "Guest memory, e.g. 512M or 4G (default 512M)", "SIZE" },
+    { "cpus", 0, 0, G_OPTION_ARG_INT, &cpus, "Number of vCPUs (default 1)",
+      "N" },
+    { "firmware", 0, 0, G_OPTION_ARG_FILENAME, &firmware,
+      "BIOS image (default: the installed SeaBIOS)", "PATH" },
+    { "kernel", 0, 0, G_OPTION_ARG_FILENAME, &kernel,
+      "Boot a Linux bzImage, PVH or multiboot kernel directly", "K" },
+    { "initrd", 0, 0, G_OPTION_ARG_FILENAME, &initrd,
+      "Initial ramdisk (or multiboot module) for --kernel", "I" },
+    { "append", 0, 0, G_OPTION_ARG_STRING, &append,
+      "Kernel command line for --kernel", "STR" },
+    { "kernel-entry", 0, 0, G_OPTION_ARG_STRING, &kernel_entry,
+      "How to enter --kernel: auto, linux, pvh or multiboot", "HOW" },
+    { "serial", 0, 0, G_OPTION_ARG_STRING, &serial,
+      "COM1: stdio, file:PATH or none (default stdio)", "DEST" },
+    { "debugcon", 0, 0, G_OPTION_ARG_STRING, &debugcon,
+      "Debug console at port 0x402: stdio, file:PATH or none", "DEST" },
+    { "firmware-serial-console", 0, 0, G_OPTION_ARG_NONE, &sercon,
+      "Ask SeaBIOS to mirror its screen on COM1", NULL },
+    { "boot-menu", 0, 0, G_OPTION_ARG_NONE, &boot_menu,
+      "Let SeaBIOS offer its boot menu", NULL },
+    { NULL },
+  };
+  g_autoptr (GOptionContext) ctx = g_option_context_new (NULL);
+  g_option_context_set_summary (ctx, "Run a virtual machine without a "
+                                     "window.");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    die_usage ("%s", error->message);
+  if (argc > 1)
+    die_usage ("unexpected argument '%s'", argv[1]);
+  if (cpus < 1 || cpus > 64)
+    die_usage ("--cpus: %d is out of range (1 to 64)", cpus);
+  if ((initrd || append) && !kernel)
+    die_usage ("--initrd and --append need --kernel");
+  if (firmware && kernel)
+    die_usage ("--firmware and --kernel exclude each other");
+
+  vmm_kernel_protocol protocol = VMM_KERNEL_AUTO;
+  if (kernel_entry)
+    {
+      if (strcmp (kernel_entry, "linux") == 0)
+        protocol = VMM_KERNEL_LINUX;
+      else if (strcmp (kernel_entry, "pvh") == 0)
+        protocol = VMM_KERNEL_PVH;
+      else if (strcmp (kernel_entry, "multiboot") == 0)
+        protocol = VMM_KERNEL_MULTIBOOT;
+      else if (strcmp (kernel_entry, "auto") != 0)
+        die_usage ("--kernel-entry: '%s' is not auto, linux, pvh or "
+                   "multiboot", kernel_entry);
+    }
+  if (firmware && !g_file_test (firmware, G_FILE_TEST_IS_REGULAR))
+    die_usage ("--firmware %s: no such file", firmware);
+  if (kernel && !g_file_test (kernel, G_FILE_TEST_IS_REGULAR))
+    die_usage ("--kernel %s: no such file", kernel);
+  if (initrd && !g_file_test (initrd, G_FILE_TEST_IS_REGULAR))
+    die_usage ("--initrd %s: no such file", initrd);
+
+  run r = { .status = EXIT_GUEST_ERROR };
+  parse_output ("--serial", serial ? serial : "stdio", true, &r.serial);
+  parse_output ("--debugcon", debugcon, true, &r.debugcon);
+
+  vmm_machine_config cfg = {
+    .memory = memory ? parse_size ("--memory", memory) : (UINT64_C (512) << 20),
+    .cpus = (unsigned) cpus,
+    .firmware = firmware,
+    .kernel = kernel,
+    .initrd = initrd,
+    .cmdline = append,
+    .kernel_protocol = protocol,
+    .firmware_serial_console = sercon,
+    .boot_menu = boot_menu,
+  };
+  if (r.serial.fd >= 0)
+    cfg.serial = (vmm_chardev) { output_write, &r.serial };
+  if (r.debugcon.fd >= 0)
+    cfg.debugcon = (vmm_chardev) { output_write, &r.debugcon };
+
+  r.machine = vmm_machine_new (&cfg, &error);
+  if (!r.machine)
+    {
+      fprintf (stderr, "vessel-run: %s\n", error->message);
+      return EXIT_GUEST_ERROR;
+    }
+  r.loop = g_main_loop_new (NULL, FALSE);
+  vmm_machine_set_state_callback (r.machine, on_state, &r);
+  vmm_machine_set_serial_ready_callback (r.machine, on_serial_ready, &r);
+  g_unix_signal_add (SIGINT, on_signal, &r);
+  g_unix_signal_add (SIGTERM, on_signal, &r);
+  if (r.serial.fd == STDOUT_FILENO)
+    stdin_flush_pending (&r);
+
+  if (!vmm_machine_start (r.machine, &error))
+    {
+      fprintf (stderr, "vessel-run: %s\n", error->message);
+      vmm_machine_free (r.machine);
+      return EXIT_GUEST_ERROR;
+    }
+  g_main_loop_run (r.loop);
+  vmm_machine_free (r.machine);
+  g_main_loop_unref (r.loop);
+  if (r.serial.owned)
+    close (r.serial.fd);
+  if (r.debugcon.owned)
+    close (r.debugcon.fd);
+  return r.status;
+}

@@ -1,0 +1,91 @@
+/* The KVM virtual machine: /dev/kvm, the VM file descriptor, memory slots,
+ * the in-kernel irqchip and PIT, and the vCPUs with their threads.
+ *
+ * Every registration with KVM is recorded here so that a reset can throw the
+ * kernel's VM away and build it again over the same guest memory: that puts
+ * every in-kernel device (PIC, IOAPIC, PIT, LAPICs) and every CPU register
+ * back to its power-on state in one step. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+#define VMM_MAX_VCPUS 64
+
+typedef struct vmm_vm vmm_vm;
+typedef struct vmm_vcpu vmm_vcpu;
+
+/* What a vCPU cannot handle itself is reported to its owner. */
+typedef enum {
+  VMM_VCPU_EVENT_RESET,    /* triple fault or a reset system event */
+  VMM_VCPU_EVENT_POWEROFF, /* a shutdown system event */
+  VMM_VCPU_EVENT_ERROR,    /* KVM gave up: @message says why */
+} vmm_vcpu_event;
+
+typedef struct vmm_vcpu_handlers {
+  uint64_t (*pio_read) (void *opaque, unsigned cpu, uint16_t port,
+                        unsigned size);
+  void (*pio_write) (void *opaque, unsigned cpu, uint16_t port, unsigned size,
+                     uint64_t value);
+  uint64_t (*mmio_read) (void *opaque, unsigned cpu, uint64_t addr,
+                         unsigned size);
+  void (*mmio_write) (void *opaque, unsigned cpu, uint64_t addr,
+                      unsigned size, uint64_t value);
+  void (*event) (void *opaque, unsigned cpu, vmm_vcpu_event event,
+                 const char *message);
+  void *opaque;
+} vmm_vcpu_handlers;
+
+/* Opens /dev/kvm and creates the VM with @ncpus vCPUs (threads not started).
+ * Errors name what the user can do (no /dev/kvm, no permission, too many
+ * CPUs). */
+vmm_vm *vmm_vm_new (unsigned ncpus, const vmm_vcpu_handlers *handlers,
+                    GError **error);
+void vmm_vm_free (vmm_vm *vm);
+
+unsigned vmm_vm_ncpus (vmm_vm *vm);
+
+/* Maps host memory at guest-physical @gpa. A slot is identified by its @gpa;
+ * mapping at a @gpa already mapped replaces that slot. @len 0 removes it.
+ * Writes to a read-only slot reach the MMIO handlers. */
+gboolean vmm_vm_map (vmm_vm *vm, uint64_t gpa, uint64_t len, void *host,
+                     bool readonly, GError **error);
+void vmm_vm_unmap (vmm_vm *vm, uint64_t gpa);
+
+/* A GSI of the in-kernel irqchip (0-15 ISA through PIC and IOAPIC, 16-23
+ * IOAPIC only). Callable from any thread. */
+void vmm_vm_set_irq (vmm_vm *vm, unsigned gsi, bool level);
+
+/* Starts one thread per vCPU, running. */
+gboolean vmm_vm_start (vmm_vm *vm, GError **error);
+/* Parks every vCPU outside KVM_RUN; returns when all are parked. Must not be
+ * called from a vCPU thread. */
+void vmm_vm_pause (vmm_vm *vm);
+void vmm_vm_resume (vmm_vm *vm);
+/* Re-creates the kernel's VM and vCPUs over the same memory (the vCPUs must
+ * be paused). */
+gboolean vmm_vm_rebuild (vmm_vm *vm, GError **error);
+/* Ends and joins the vCPU threads. */
+void vmm_vm_stop (vmm_vm *vm);
+
+/* Register access for boot set-up (vCPUs paused or not started). */
+struct kvm_regs;
+struct kvm_sregs;
+gboolean vmm_vm_get_regs (vmm_vm *vm, unsigned cpu, struct kvm_regs *regs,
+                          struct kvm_sregs *sregs, GError **error);
+gboolean vmm_vm_set_regs (vmm_vm *vm, unsigned cpu,
+                          const struct kvm_regs *regs,
+                          const struct kvm_sregs *sregs, GError **error);
+
+/* Called from a device handler on a vCPU thread: this vCPU stops after the
+ * current exit until the VM is paused and resumed (used when a guest write
+ * asks for a reset or power-off that the I/O thread carries out). */
+void vmm_vm_stall_current (void);
+
+/* True on the thread of a vCPU of any VM. */
+bool vmm_vm_on_vcpu_thread (void);
+
+G_END_DECLS

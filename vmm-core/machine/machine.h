@@ -1,0 +1,84 @@
+/* A PC machine (i440FX + PIIX3/PIIX4 PM) built from a config: guest memory,
+ * the KVM VM and its vCPUs, the device models, firmware or a directly booted
+ * kernel. The engine API every front end (vessel-run, the GTK app) uses. */
+#pragma once
+
+#include "vmm-core/boot/direct-boot.h"
+#include "vmm-core/devices/chardev.h"
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+#define VMM_MACHINE_MIN_MEMORY (UINT64_C (16) << 20)
+
+typedef enum {
+  VMM_MACHINE_STOPPED,  /* built, not started */
+  VMM_MACHINE_RUNNING,
+  VMM_MACHINE_PAUSED,
+  VMM_MACHINE_POWERED_OFF,
+  VMM_MACHINE_ERROR,
+} vmm_machine_state;
+
+typedef struct vmm_machine_config {
+  uint64_t memory; /* bytes */
+  unsigned cpus;
+  const char *firmware; /* SeaBIOS image; NULL: the installed one */
+  /* Direct boot instead of firmware when set. */
+  const char *kernel;
+  const char *initrd;
+  const char *cmdline;
+  vmm_kernel_protocol kernel_protocol;
+  vmm_chardev serial;   /* COM1 output; write NULL for none */
+  vmm_chardev debugcon; /* port 0x402 output */
+  /* Ask SeaBIOS to mirror its text console on COM1 (fw_cfg
+   * etc/sercon-port). */
+  bool firmware_serial_console;
+  /* Lines of the fw_cfg "bootorder" file, NULL-terminated; NULL for none. */
+  const char *const *bootorder;
+  bool boot_menu;
+} vmm_machine_config;
+
+typedef struct vmm_machine vmm_machine;
+
+/* Called on the engine's I/O thread. */
+typedef void (*vmm_machine_state_fn) (vmm_machine *m, vmm_machine_state state,
+                                      void *opaque);
+/* The guest read from COM1's receive FIFO: more input may be pushed. */
+typedef void (*vmm_machine_serial_ready_fn) (void *opaque);
+
+/* A default search for Debian's SeaBIOS image, or NULL. */
+char *vmm_machine_find_firmware (void);
+
+vmm_machine *vmm_machine_new (const vmm_machine_config *cfg, GError **error);
+void vmm_machine_free (vmm_machine *m);
+
+void vmm_machine_set_state_callback (vmm_machine *m, vmm_machine_state_fn fn,
+                                     void *opaque);
+void vmm_machine_set_serial_ready_callback (vmm_machine *m,
+                                            vmm_machine_serial_ready_fn fn,
+                                            void *opaque);
+
+gboolean vmm_machine_start (vmm_machine *m, GError **error);
+void vmm_machine_pause (vmm_machine *m);
+void vmm_machine_resume (vmm_machine *m);
+/* Asynchronous: done on the I/O thread. */
+void vmm_machine_reset (vmm_machine *m);
+/* Presses the ACPI power button: the guest decides. */
+void vmm_machine_powerdown (vmm_machine *m);
+/* Pulls the plug. */
+void vmm_machine_poweroff (vmm_machine *m);
+
+vmm_machine_state vmm_machine_get_state (vmm_machine *m);
+/* The reason for VMM_MACHINE_ERROR (a copy). */
+char *vmm_machine_get_error (vmm_machine *m);
+unsigned vmm_machine_get_reset_count (vmm_machine *m);
+const char *vmm_machine_state_name (vmm_machine_state state);
+
+/* Host → COM1; returns the bytes accepted. */
+size_t vmm_machine_serial_receive (vmm_machine *m, const uint8_t *buf,
+                                   size_t len);
+
+G_END_DECLS

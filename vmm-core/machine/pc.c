@@ -1,0 +1,899 @@
+/* The PC board, assembled in one readable place: memory, KVM, buses, then
+ * each device in a fixed order, then firmware or a kernel. The machine owns
+ * everything it creates and nothing here is file-static, so several
+ * machines can live in one process. */
+#include "vmm-core/machine/machine.h"
+
+#include "vmm-core/boot/acpi.h"
+#include "vmm-core/bus/bus.h"
+#include "vmm-core/bus/pci.h"
+#include "vmm-core/devices/debugcon.h"
+#include "vmm-core/devices/fw-cfg.h"
+#include "vmm-core/devices/rtc.h"
+#include "vmm-core/devices/uart16550.h"
+#include "vmm-core/kvm/iothread.h"
+#include "vmm-core/kvm/memory.h"
+#include "vmm-core/kvm/vm.h"
+#include "vmm-core/machine/pc-board.h"
+
+#include <gio/gio.h>
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* Low memory (PC/AT layout). */
+#define PC_VGA_HOLE_START 0xa0000
+#define PC_SHADOW_START 0xc0000
+#define PC_SHADOW_END 0x100000
+#define PC_ISA_BIOS_SIZE 0x20000 /* the last 128 KiB of the BIOS image */
+#define PC_BIOS_MAX (16u << 20)
+#define PC_EBDA_START 0x9fc00
+/* Direct boot: the RSDP and tables in the F/E segments, reserved in e820. */
+#define PC_DIRECT_RSDP_ADDR 0xe0000
+#define PC_DIRECT_ACPI_ADDR 0xe0040
+#define PC_PM_BASE 0x600
+
+/* PAM segments (i440FX datasheet 3.2.18): 0xF0000-0xFFFFF is one 64 KiB
+ * segment (PAM0 high nibble), 0xC0000-0xEFFFF twelve of 16 KiB. */
+#define PC_PAM_SEGMENTS 13
+
+struct vmm_machine {
+  vmm_machine_config cfg;
+  char *firmware_path;
+  char *kernel, *initrd, *cmdline;
+  char **bootorder;
+
+  vmm_guest_memory mem;
+  uint8_t *bios; /* page-aligned copy of the firmware image */
+  size_t bios_size;
+  vmm_vm *vm;
+  vmm_iothread *io;
+  vmm_bus *pio;
+  vmm_bus *mmio;
+  vmm_pci_host *pci;
+  pc_board board; /* the chipset and legacy devices */
+  uart16550 *com1;
+  debugcon *dbg;
+  rtc *rtc;
+  fw_cfg *fw_cfg;
+  vmm_acpi_tables *acpi;
+  uint8_t pam_mode[PC_PAM_SEGMENTS];
+
+  GMutex state_lock;
+  vmm_machine_state state;
+  char *error;
+  unsigned resets;
+  bool event_pending; /* a reset/poweroff/error is queued for the I/O thread */
+  vmm_machine_state_fn state_fn;
+  void *state_opaque;
+  vmm_machine_serial_ready_fn serial_ready_fn;
+  void *serial_ready_opaque;
+};
+
+const char *
+vmm_machine_state_name (vmm_machine_state state)
+{
+  switch (state)
+    {
+    case VMM_MACHINE_STOPPED:
+      return "stopped";
+    case VMM_MACHINE_RUNNING:
+      return "running";
+    case VMM_MACHINE_PAUSED:
+      return "paused";
+    case VMM_MACHINE_POWERED_OFF:
+      return "powered off";
+    case VMM_MACHINE_ERROR:
+      return "error";
+    }
+  return "unknown";
+}
+
+char *
+vmm_machine_find_firmware (void)
+{
+  const char *env = g_getenv ("VESSEL_FIRMWARE");
+  if (env && *env)
+    return g_strdup (env);
+  static const char *const candidates[] = {
+    "/usr/share/seabios/bios-256k.bin",
+    "/usr/share/qemu/bios-256k.bin",
+    "/usr/share/seabios/bios.bin",
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (candidates); i++)
+    if (g_file_test (candidates[i], G_FILE_TEST_IS_REGULAR))
+      return g_strdup (candidates[i]);
+  return NULL;
+}
+
+/* --- memory: RAM, BIOS and the PAM-controlled shadow area ------------- */
+
+static uint64_t
+pam_segment_start (unsigned seg)
+{
+  return seg == 0 ? 0xf0000 : PC_SHADOW_START + (uint64_t) (seg - 1) * 0x4000;
+}
+
+static uint64_t
+pam_segment_size (unsigned seg)
+{
+  return seg == 0 ? 0x10000 : 0x4000;
+}
+
+/* The ROM that answers reads in the segment while shadowing is off: the
+ * BIOS image's last 128 KiB appear at 0xE0000-0xFFFFF. */
+static void *
+pam_segment_rom (vmm_machine *m, unsigned seg)
+{
+  uint64_t start = pam_segment_start (seg);
+  uint64_t isa_base = PC_SHADOW_END - PC_ISA_BIOS_SIZE;
+  if (!m->bios || start < isa_base || m->bios_size < PC_ISA_BIOS_SIZE)
+    return NULL;
+  return m->bios + m->bios_size - PC_ISA_BIOS_SIZE + (start - isa_base);
+}
+
+/* Modes: bit 0 reads from RAM, bit 1 writes to RAM. A read-only KVM slot
+ * sends writes to the MMIO path, where mode 2 (writes to RAM, reads from
+ * ROM) is completed by hand. */
+static void
+pam_apply (vmm_machine *m, unsigned seg, unsigned mode)
+{
+  uint64_t start = pam_segment_start (seg), size = pam_segment_size (seg);
+  g_autoptr (GError) error = NULL;
+  gboolean ok;
+  m->pam_mode[seg] = mode & 3;
+  if (mode & 1)
+    ok = vmm_vm_map (m->vm, start, size, m->mem.host + start, !(mode & 2),
+                     &error);
+  else if (pam_segment_rom (m, seg))
+    ok = vmm_vm_map (m->vm, start, size, pam_segment_rom (m, seg), true,
+                     &error);
+  else
+    {
+      vmm_vm_unmap (m->vm, start);
+      ok = TRUE;
+    }
+  if (!ok)
+    g_warning ("shadow segment 0x%" G_GINT64_MODIFIER "x: %s", start,
+               error->message);
+}
+
+static void
+pc_pam_changed (void *opaque, unsigned segment, unsigned mode)
+{
+  vmm_machine *m = opaque;
+  if (segment < PC_PAM_SEGMENTS && m->pam_mode[segment] != (mode & 3))
+    pam_apply (m, segment, mode);
+}
+
+static gboolean
+pc_map_memory (vmm_machine *m, GError **error)
+{
+  vmm_guest_memory *mem = &m->mem;
+  if (!vmm_vm_map (m->vm, 0, PC_VGA_HOLE_START, mem->host, false, error)
+      || !vmm_vm_map (m->vm, PC_SHADOW_END, mem->below_4g - PC_SHADOW_END,
+                      mem->host + PC_SHADOW_END, false, error))
+    return FALSE;
+  if (mem->above_4g
+      && !vmm_vm_map (m->vm, VMM_4G, mem->above_4g, mem->host + mem->below_4g,
+                      false, error))
+    return FALSE;
+  if (m->bios
+      && !vmm_vm_map (m->vm, VMM_4G - m->bios_size, m->bios_size, m->bios,
+                      true, error))
+    return FALSE;
+  /* Firmware starts with shadowing off; a direct boot finds it on, as
+   * firmware would have left it. */
+  for (unsigned s = 0; s < PC_PAM_SEGMENTS; s++)
+    pam_apply (m, s, m->bios ? 0 : 3);
+  return TRUE;
+}
+
+static int
+pam_segment_of (uint64_t addr)
+{
+  if (addr < PC_SHADOW_START || addr >= PC_SHADOW_END)
+    return -1;
+  if (addr >= 0xf0000)
+    return 0;
+  return 1 + (int) ((addr - PC_SHADOW_START) / 0x4000);
+}
+
+/* --- vCPU exits --------------------------------------------------------- */
+
+static uint64_t
+pc_pio_read (void *opaque, unsigned cpu, uint16_t port, unsigned size)
+{
+  vmm_machine *m = opaque;
+  uint64_t v;
+  vmm_bus_read (m->pio, port, size, cpu, &v);
+  return v;
+}
+
+static void
+pc_pio_write (void *opaque, unsigned cpu, uint16_t port, unsigned size,
+              uint64_t value)
+{
+  vmm_machine *m = opaque;
+  vmm_bus_write (m->pio, port, size, cpu, value);
+}
+
+static uint64_t
+pc_mmio_read (void *opaque, unsigned cpu, uint64_t addr, unsigned size)
+{
+  vmm_machine *m = opaque;
+  uint64_t v;
+  vmm_bus_read (m->mmio, addr, size, cpu, &v);
+  return v;
+}
+
+static void
+pc_mmio_write (void *opaque, unsigned cpu, uint64_t addr, unsigned size,
+               uint64_t value)
+{
+  vmm_machine *m = opaque;
+  int seg = pam_segment_of (addr);
+  if (seg >= 0)
+    {
+      /* A write to read-only shadow memory: mode 2 lands in RAM, other
+       * modes drop it as the chipset would. */
+      if (m->pam_mode[seg] == 2 && addr + size <= PC_SHADOW_END)
+        memcpy (m->mem.host + addr, &value, size);
+      return;
+    }
+  if (addr >= VMM_4G - m->bios_size && addr < VMM_4G)
+    return; /* writes to the flash are ignored */
+  vmm_bus_write (m->mmio, addr, size, cpu, value);
+}
+
+static void pc_post_event (vmm_machine *m, vmm_vcpu_event event,
+                           const char *message);
+
+static void
+pc_vcpu_event (void *opaque, unsigned cpu, vmm_vcpu_event event,
+               const char *message)
+{
+  pc_post_event (opaque, event, message);
+}
+
+static const vmm_vcpu_handlers pc_vcpu_handlers = {
+  .pio_read = pc_pio_read,
+  .pio_write = pc_pio_write,
+  .mmio_read = pc_mmio_read,
+  .mmio_write = pc_mmio_write,
+  .event = pc_vcpu_event,
+};
+
+/* --- state changes on the I/O thread ----------------------------------- */
+
+static void
+pc_set_state (vmm_machine *m, vmm_machine_state state)
+{
+  g_mutex_lock (&m->state_lock);
+  bool changed = m->state != state;
+  m->state = state;
+  g_mutex_unlock (&m->state_lock);
+  if (changed && m->state_fn)
+    m->state_fn (m, state, m->state_opaque);
+}
+
+typedef struct pc_event {
+  vmm_machine *m;
+  vmm_vcpu_event event;
+  char *message;
+} pc_event;
+
+static gboolean pc_load_boot_state (vmm_machine *m, GError **error);
+
+static void
+pc_fail (vmm_machine *m, const char *message)
+{
+  vmm_vm_pause (m->vm);
+  g_mutex_lock (&m->state_lock);
+  if (!m->error)
+    m->error = g_strdup (message);
+  g_mutex_unlock (&m->state_lock);
+  pc_set_state (m, VMM_MACHINE_ERROR);
+}
+
+static void
+pc_do_reset (vmm_machine *m)
+{
+  g_autoptr (GError) error = NULL;
+  vmm_vm_pause (m->vm);
+  if (!vmm_vm_rebuild (m->vm, &error) || !pc_map_memory (m, &error))
+    {
+      g_autofree char *msg = g_strdup_printf ("reset failed: %s",
+                                              error->message);
+      pc_fail (m, msg);
+      return;
+    }
+  pc_board_reset (&m->board);
+  vmm_device_reset (uart16550_device (m->com1));
+  vmm_device_reset (debugcon_device (m->dbg));
+  vmm_device_reset (rtc_device (m->rtc));
+  vmm_device_reset (fw_cfg_device (m->fw_cfg));
+  if (!pc_load_boot_state (m, &error))
+    {
+      g_autofree char *msg = g_strdup_printf ("reset failed: %s",
+                                              error->message);
+      pc_fail (m, msg);
+      return;
+    }
+  g_mutex_lock (&m->state_lock);
+  m->resets++;
+  m->event_pending = false;
+  bool paused = m->state == VMM_MACHINE_PAUSED;
+  g_mutex_unlock (&m->state_lock);
+  if (!paused)
+    vmm_vm_resume (m->vm);
+}
+
+static gboolean
+pc_handle_event (gpointer data)
+{
+  pc_event *e = data;
+  vmm_machine *m = e->m;
+  vmm_machine_state state = vmm_machine_get_state (m);
+  if (state == VMM_MACHINE_POWERED_OFF || state == VMM_MACHINE_ERROR)
+    return G_SOURCE_REMOVE;
+  switch (e->event)
+    {
+    case VMM_VCPU_EVENT_RESET:
+      g_debug ("machine reset (%s)", e->message ? e->message : "request");
+      pc_do_reset (m);
+      break;
+    case VMM_VCPU_EVENT_POWEROFF:
+      vmm_vm_pause (m->vm);
+      pc_set_state (m, VMM_MACHINE_POWERED_OFF);
+      break;
+    case VMM_VCPU_EVENT_ERROR:
+      pc_fail (m, e->message ? e->message : "unknown error");
+      break;
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+pc_event_free (gpointer data)
+{
+  pc_event *e = data;
+  g_free (e->message);
+  g_free (e);
+}
+
+static void
+pc_post_event (vmm_machine *m, vmm_vcpu_event event, const char *message)
+{
+  g_mutex_lock (&m->state_lock);
+  /* One reset at a time: several vCPUs may hit the same triple fault. */
+  bool dup = m->event_pending && event == VMM_VCPU_EVENT_RESET;
+  if (event != VMM_VCPU_EVENT_ERROR)
+    m->event_pending = true;
+  g_mutex_unlock (&m->state_lock);
+  if (dup)
+    return;
+  pc_event *e = g_new0 (pc_event, 1);
+  e->m = m;
+  e->event = event;
+  e->message = g_strdup (message);
+  vmm_iothread_call (m->io, pc_handle_event, e, pc_event_free);
+}
+
+/* Device requests (0xCF9, the keyboard controller, S5) come from a vCPU
+ * thread with the device's lock held: stop this vCPU and queue the work. */
+static void
+pc_board_reset_request (void *opaque)
+{
+  vmm_machine *m = opaque;
+  vmm_vm_stall_current ();
+  pc_post_event (m, VMM_VCPU_EVENT_RESET, "reset request");
+}
+
+static void
+pc_board_poweroff_request (void *opaque)
+{
+  vmm_machine *m = opaque;
+  vmm_vm_stall_current ();
+  pc_post_event (m, VMM_VCPU_EVENT_POWEROFF, "ACPI S5");
+}
+
+/* --- interrupts ----------------------------------------------------------- */
+
+static void
+pc_set_gsi (void *opaque, unsigned gsi, bool level)
+{
+  vmm_machine *m = opaque;
+  vmm_vm_set_irq (m->vm, gsi, level);
+}
+
+static vmm_irq
+pc_irq (vmm_machine *m, unsigned gsi)
+{
+  return (vmm_irq) { pc_set_gsi, m, gsi };
+}
+
+/* --- firmware tables --------------------------------------------------- */
+
+static void
+pc_build_e820 (vmm_machine *m, GArray *e820, bool direct)
+{
+  vmm_e820_entry e;
+  if (direct)
+    {
+      e = (vmm_e820_entry) { 0, PC_EBDA_START, VMM_E820_RAM };
+      g_array_append_val (e820, e);
+      e = (vmm_e820_entry) { PC_EBDA_START, PC_VGA_HOLE_START - PC_EBDA_START,
+                             VMM_E820_RESERVED };
+      g_array_append_val (e820, e);
+      e = (vmm_e820_entry) { 0xe0000, PC_SHADOW_END - 0xe0000,
+                             VMM_E820_RESERVED };
+      g_array_append_val (e820, e);
+      e = (vmm_e820_entry) { PC_SHADOW_END, m->mem.below_4g - PC_SHADOW_END,
+                             VMM_E820_RAM };
+      g_array_append_val (e820, e);
+    }
+  else
+    {
+      /* Firmware carves out its own low areas from plain RAM ranges. */
+      e = (vmm_e820_entry) { 0, m->mem.below_4g, VMM_E820_RAM };
+      g_array_append_val (e820, e);
+    }
+  if (m->mem.above_4g)
+    {
+      e = (vmm_e820_entry) { VMM_4G, m->mem.above_4g, VMM_E820_RAM };
+      g_array_append_val (e820, e);
+    }
+}
+
+static gboolean
+pc_build_acpi (vmm_machine *m, GError **error)
+{
+  vmm_acpi_config ac;
+  vmm_acpi_config_init (&ac);
+  ac.ncpus = m->cfg.cpus;
+  ac.ram_below_4g = m->mem.below_4g;
+  ac.ram_above_4g = m->mem.above_4g;
+  ac.pm_base = PC_PM_BASE;
+  m->acpi = vmm_acpi_build (&ac, error);
+  return m->acpi != NULL;
+}
+
+static gboolean
+pc_fill_fw_cfg (vmm_machine *m, GError **error)
+{
+  fw_cfg *c = m->fw_cfg;
+  fw_cfg_add_u64 (c, FW_CFG_RAM_SIZE, m->mem.size);
+  fw_cfg_add_u16 (c, FW_CFG_NB_CPUS, m->cfg.cpus);
+  fw_cfg_add_u16 (c, FW_CFG_MAX_CPUS, m->cfg.cpus);
+  fw_cfg_add_u16 (c, FW_CFG_BOOT_MENU, m->cfg.boot_menu ? 1 : 0);
+  fw_cfg_add_u16 (c, FW_CFG_NOGRAPHIC, 0);
+  fw_cfg_add_u32 (c, FW_CFG_IRQ0_OVERRIDE, 1);
+
+  g_autoptr (GArray) e820 = g_array_new (FALSE, FALSE, sizeof (vmm_e820_entry));
+  pc_build_e820 (m, e820, false);
+  GByteArray *raw = g_byte_array_new ();
+  for (guint i = 0; i < e820->len; i++)
+    {
+      vmm_e820_entry *e = &g_array_index (e820, vmm_e820_entry, i);
+      uint64_t a = GUINT64_TO_LE (e->addr), l = GUINT64_TO_LE (e->len);
+      uint32_t t = GUINT32_TO_LE (e->type);
+      g_byte_array_append (raw, (guint8 *) &a, 8);
+      g_byte_array_append (raw, (guint8 *) &l, 8);
+      g_byte_array_append (raw, (guint8 *) &t, 4);
+    }
+  g_autoptr (GBytes) e820_bytes = g_byte_array_free_to_bytes (raw);
+  if (!fw_cfg_add_file (c, "etc/e820", e820_bytes, error))
+    return FALSE;
+
+  g_autoptr (GBytes) tables = vmm_acpi_tables_get_tables_blob (m->acpi);
+  g_autoptr (GBytes) rsdp = vmm_acpi_tables_get_rsdp_blob (m->acpi);
+  g_autoptr (GBytes) loader = vmm_acpi_tables_get_loader (m->acpi);
+  if (!fw_cfg_add_file (c, VMM_ACPI_FWCFG_TABLES, tables, error)
+      || !fw_cfg_add_file (c, VMM_ACPI_FWCFG_RSDP, rsdp, error)
+      || !fw_cfg_add_file (c, VMM_ACPI_FWCFG_LOADER, loader, error))
+    return FALSE;
+
+  if (m->bootorder)
+    {
+      g_autofree char *joined = g_strjoinv ("\n", m->bootorder);
+      g_autoptr (GBytes) b = g_bytes_new (joined, strlen (joined) + 1);
+      if (!fw_cfg_add_file (c, "bootorder", b, error))
+        return FALSE;
+    }
+  if (m->cfg.firmware_serial_console)
+    {
+      uint16_t port = GUINT16_TO_LE (UART16550_COM1_BASE);
+      g_autoptr (GBytes) b = g_bytes_new (&port, 2);
+      if (!fw_cfg_add_file (c, "etc/sercon-port", b, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* CMOS fields PC firmware reads (the IBM AT layout and its extensions). */
+static void
+pc_fill_cmos (vmm_machine *m)
+{
+  uint64_t below = m->mem.below_4g;
+  uint64_t ext_kb = below > PC_SHADOW_END ? (below - PC_SHADOW_END) >> 10 : 0;
+  ext_kb = MIN (ext_kb, (uint64_t) 0xffff);
+  uint64_t over16m = below > (16u << 20) ? (below - (16u << 20)) >> 16 : 0;
+  over16m = MIN (over16m, (uint64_t) 0xffff);
+  uint64_t high64k = m->mem.above_4g >> 16;
+  rtc_nvram_set (m->rtc, 0x15, 640 & 0xff); /* base memory in KiB */
+  rtc_nvram_set (m->rtc, 0x16, 640 >> 8);
+  rtc_nvram_set (m->rtc, 0x17, ext_kb & 0xff);
+  rtc_nvram_set (m->rtc, 0x18, ext_kb >> 8);
+  rtc_nvram_set (m->rtc, 0x30, ext_kb & 0xff);
+  rtc_nvram_set (m->rtc, 0x31, ext_kb >> 8);
+  rtc_nvram_set (m->rtc, 0x34, over16m & 0xff);
+  rtc_nvram_set (m->rtc, 0x35, over16m >> 8);
+  rtc_nvram_set (m->rtc, 0x5b, high64k & 0xff);
+  rtc_nvram_set (m->rtc, 0x5c, (high64k >> 8) & 0xff);
+  rtc_nvram_set (m->rtc, 0x5d, (high64k >> 16) & 0xff);
+  rtc_nvram_set (m->rtc, 0x5f, (uint8_t) (m->cfg.cpus - 1));
+  rtc_nvram_set (m->rtc, 0x10, 0x00); /* no floppy drives */
+  rtc_nvram_set (m->rtc, 0x14, 0x06); /* equipment: FPU, VGA-class display */
+}
+
+/* --- boot ------------------------------------------------------------- */
+
+static void
+seg32 (struct kvm_segment *s, uint16_t selector, uint8_t type)
+{
+  *s = (struct kvm_segment) {
+    .base = 0, .limit = 0xffffffff, .selector = selector, .type = type,
+    .present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+  };
+}
+
+static gboolean
+pc_load_direct_boot (vmm_machine *m, GError **error)
+{
+  g_autoptr (GArray) e820 = g_array_new (FALSE, FALSE, sizeof (vmm_e820_entry));
+  pc_build_e820 (m, e820, true);
+  if (!vmm_acpi_write_to_memory (m->acpi,
+                                 (vmm_gpa_to_host_fn) vmm_guest_memory_ptr_cb,
+                                 &m->mem, PC_DIRECT_RSDP_ADDR,
+                                 PC_DIRECT_ACPI_ADDR, error))
+    return FALSE;
+  vmm_direct_boot boot = {
+    .kernel = m->kernel,
+    .initrd = m->initrd,
+    .cmdline = m->cmdline,
+    .protocol = m->cfg.kernel_protocol,
+    .e820 = (vmm_e820_entry *) e820->data,
+    .n_e820 = e820->len,
+    .rsdp_addr = PC_DIRECT_RSDP_ADDR,
+  };
+  vmm_boot_entry entry;
+  if (!vmm_direct_boot_load (&boot, &m->mem, &entry, error))
+    return FALSE;
+
+  struct kvm_regs regs;
+  struct kvm_sregs sregs;
+  if (!vmm_vm_get_regs (m->vm, 0, &regs, &sregs, error))
+    return FALSE;
+  memset (&regs, 0, sizeof regs);
+  regs.rflags = 0x2;
+  regs.rip = entry.eip;
+  regs.rax = entry.eax;
+  regs.rbx = entry.ebx;
+  regs.rsi = entry.esi;
+  seg32 (&sregs.cs, 0x10, 0xb);
+  seg32 (&sregs.ds, 0x18, 0x3);
+  sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+  sregs.gdt.base = entry.gdt_base;
+  sregs.gdt.limit = entry.gdt_limit;
+  sregs.idt.base = 0;
+  sregs.idt.limit = 0;
+  sregs.cr0 = 0x11; /* PE, ET */
+  sregs.cr4 = 0;
+  sregs.efer = 0;
+  return vmm_vm_set_regs (m->vm, 0, &regs, &sregs, error);
+}
+
+/* What a reset re-establishes beyond device state. Firmware boot needs
+ * nothing: the new vCPUs start at the reset vector. */
+static gboolean
+pc_load_boot_state (vmm_machine *m, GError **error)
+{
+  if (m->kernel)
+    return pc_load_direct_boot (m, error);
+  return TRUE;
+}
+
+static gboolean
+pc_load_firmware (vmm_machine *m, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (m->firmware_path, &data, &len, error))
+    return FALSE;
+  if (len < 0x10000 || len > PC_BIOS_MAX || (len & 0xffff))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s is not a BIOS image (its size must be a multiple of "
+                   "64 KiB, up to 16 MiB)", m->firmware_path);
+      return FALSE;
+    }
+  m->bios = mmap (NULL, len, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m->bios == MAP_FAILED)
+    {
+      m->bios = NULL;
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                   "cannot allocate memory for the firmware");
+      return FALSE;
+    }
+  memcpy (m->bios, data, len);
+  m->bios_size = len;
+  return TRUE;
+}
+
+/* --- assembly ---------------------------------------------------------- */
+
+static void
+pc_com1_rx_ready (void *opaque)
+{
+  vmm_machine *m = opaque;
+  if (m->serial_ready_fn)
+    m->serial_ready_fn (m->serial_ready_opaque);
+}
+
+static void
+pc_route_intx (void *opaque, unsigned devfn, unsigned pin, bool level)
+{
+  vmm_machine *m = opaque;
+  pc_board_route_intx (&m->board, devfn, pin, level);
+}
+
+vmm_machine *
+vmm_machine_new (const vmm_machine_config *cfg, GError **error)
+{
+  if (cfg->memory < VMM_MACHINE_MIN_MEMORY)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%" G_GUINT64_FORMAT " MiB of memory is too little; a "
+                   "machine needs at least %" G_GUINT64_FORMAT " MiB",
+                   cfg->memory >> 20, VMM_MACHINE_MIN_MEMORY >> 20);
+      return NULL;
+    }
+  vmm_machine *m = g_new0 (vmm_machine, 1);
+  m->cfg = *cfg;
+  m->kernel = g_strdup (cfg->kernel);
+  m->initrd = g_strdup (cfg->initrd);
+  m->cmdline = g_strdup (cfg->cmdline);
+  m->bootorder = g_strdupv ((char **) cfg->bootorder);
+  m->cfg.kernel = m->kernel;
+  m->cfg.initrd = m->initrd;
+  m->cfg.cmdline = m->cmdline;
+  m->cfg.bootorder = (const char *const *) m->bootorder;
+  g_mutex_init (&m->state_lock);
+  m->state = VMM_MACHINE_STOPPED;
+
+  if (!m->kernel)
+    {
+      m->firmware_path = cfg->firmware ? g_strdup (cfg->firmware)
+                                       : vmm_machine_find_firmware ();
+      if (!m->firmware_path)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                       "no firmware found: install Debian's seabios package "
+                       "or pass --firmware PATH");
+          goto fail;
+        }
+      if (!pc_load_firmware (m, error))
+        goto fail;
+    }
+  else if (!g_file_test (m->kernel, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   "kernel %s: no such file", m->kernel);
+      goto fail;
+    }
+  if (m->initrd && !g_file_test (m->initrd, G_FILE_TEST_IS_REGULAR))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   "initrd %s: no such file", m->initrd);
+      goto fail;
+    }
+
+  if (!vmm_guest_memory_init (&m->mem, cfg->memory, error))
+    goto fail;
+  vmm_vcpu_handlers h = pc_vcpu_handlers;
+  h.opaque = m;
+  m->vm = vmm_vm_new (cfg->cpus, &h, error);
+  if (!m->vm)
+    goto fail;
+  if (!pc_map_memory (m, error))
+    goto fail;
+  m->io = vmm_iothread_new ("vessel-io");
+  vmm_clock *clock = vmm_iothread_clock (m->io);
+
+  m->pio = vmm_bus_new (VMM_BUS_PIO);
+  m->mmio = vmm_bus_new (VMM_BUS_MMIO);
+  m->pci = vmm_pci_host_new (m->pio, m->mmio, pc_route_intx, m, error);
+  if (!m->pci)
+    goto fail;
+
+  pc_board_callbacks cb = {
+    .opaque = m,
+    .reset_request = pc_board_reset_request,
+    .poweroff_request = pc_board_poweroff_request,
+    .pam_changed = pc_pam_changed,
+    .set_gsi = pc_set_gsi,
+  };
+  if (!pc_board_init (&m->board, m->pio, m->pci, clock, &cb, PC_PM_BASE,
+                      m->kernel != NULL, error))
+    goto fail;
+
+  vmm_irq irq4 = pc_irq (m, UART16550_COM1_IRQ);
+  m->com1 = uart16550_create ("COM1", &irq4, &cfg->serial, clock,
+                              pc_com1_rx_ready, m);
+  if (!uart16550_attach (m->com1, m->pio, UART16550_COM1_BASE, error))
+    goto fail;
+  m->dbg = debugcon_create (&cfg->debugcon);
+  if (!debugcon_attach (m->dbg, m->pio, DEBUGCON_DEFAULT_PORT, error))
+    goto fail;
+  vmm_irq irq8 = pc_irq (m, RTC_IRQ);
+  m->rtc = rtc_create (clock, &irq8, 0);
+  if (!rtc_attach (m->rtc, m->pio, RTC_DEFAULT_BASE, error))
+    goto fail;
+  pc_fill_cmos (m);
+
+  if (!pc_build_acpi (m, error))
+    goto fail;
+  m->fw_cfg = fw_cfg_create (&m->mem);
+  if (!pc_fill_fw_cfg (m, error) || !fw_cfg_attach (m->fw_cfg, m->pio, error))
+    goto fail;
+  if (!pc_load_boot_state (m, error))
+    goto fail;
+  return m;
+
+fail:
+  vmm_machine_free (m);
+  return NULL;
+}
+
+void
+vmm_machine_free (vmm_machine *m)
+{
+  if (!m)
+    return;
+  if (m->vm)
+    vmm_vm_stop (m->vm);
+  /* The I/O thread goes before the devices whose timers it runs. */
+  vmm_iothread_free (m->io);
+  m->io = NULL;
+  pc_board_destroy (&m->board);
+  if (m->com1)
+    vmm_device_destroy (uart16550_device (m->com1));
+  if (m->dbg)
+    vmm_device_destroy (debugcon_device (m->dbg));
+  if (m->rtc)
+    vmm_device_destroy (rtc_device (m->rtc));
+  fw_cfg_free (m->fw_cfg);
+  vmm_pci_host_free (m->pci);
+  vmm_bus_free (m->pio);
+  vmm_bus_free (m->mmio);
+  vmm_vm_free (m->vm);
+  if (m->acpi)
+    vmm_acpi_tables_free (m->acpi);
+  vmm_guest_memory_clear (&m->mem);
+  if (m->bios)
+    munmap (m->bios, m->bios_size);
+  g_free (m->firmware_path);
+  g_free (m->kernel);
+  g_free (m->initrd);
+  g_free (m->cmdline);
+  g_strfreev (m->bootorder);
+  g_free (m->error);
+  g_mutex_clear (&m->state_lock);
+  g_free (m);
+}
+
+void
+vmm_machine_set_state_callback (vmm_machine *m, vmm_machine_state_fn fn,
+                                void *opaque)
+{
+  m->state_fn = fn;
+  m->state_opaque = opaque;
+}
+
+void
+vmm_machine_set_serial_ready_callback (vmm_machine *m,
+                                       vmm_machine_serial_ready_fn fn,
+                                       void *opaque)
+{
+  m->serial_ready_fn = fn;
+  m->serial_ready_opaque = opaque;
+}
+
+gboolean
+vmm_machine_start (vmm_machine *m, GError **error)
+{
+  if (!vmm_vm_start (m->vm, error))
+    return FALSE;
+  pc_set_state (m, VMM_MACHINE_RUNNING);
+  return TRUE;
+}
+
+void
+vmm_machine_pause (vmm_machine *m)
+{
+  if (vmm_machine_get_state (m) != VMM_MACHINE_RUNNING)
+    return;
+  vmm_vm_pause (m->vm);
+  pc_set_state (m, VMM_MACHINE_PAUSED);
+}
+
+void
+vmm_machine_resume (vmm_machine *m)
+{
+  if (vmm_machine_get_state (m) != VMM_MACHINE_PAUSED)
+    return;
+  pc_set_state (m, VMM_MACHINE_RUNNING);
+  vmm_vm_resume (m->vm);
+}
+
+void
+vmm_machine_reset (vmm_machine *m)
+{
+  pc_post_event (m, VMM_VCPU_EVENT_RESET, "reset from the host");
+}
+
+void
+vmm_machine_powerdown (vmm_machine *m)
+{
+  pc_board_power_button (&m->board);
+}
+
+static gboolean
+pc_poweroff_now (gpointer data)
+{
+  vmm_machine *m = data;
+  vmm_vm_pause (m->vm);
+  pc_set_state (m, VMM_MACHINE_POWERED_OFF);
+  return G_SOURCE_REMOVE;
+}
+
+void
+vmm_machine_poweroff (vmm_machine *m)
+{
+  vmm_iothread_call (m->io, pc_poweroff_now, m, NULL);
+}
+
+vmm_machine_state
+vmm_machine_get_state (vmm_machine *m)
+{
+  g_mutex_lock (&m->state_lock);
+  vmm_machine_state s = m->state;
+  g_mutex_unlock (&m->state_lock);
+  return s;
+}
+
+char *
+vmm_machine_get_error (vmm_machine *m)
+{
+  g_mutex_lock (&m->state_lock);
+  char *e = g_strdup (m->error);
+  g_mutex_unlock (&m->state_lock);
+  return e;
+}
+
+unsigned
+vmm_machine_get_reset_count (vmm_machine *m)
+{
+  g_mutex_lock (&m->state_lock);
+  unsigned n = m->resets;
+  g_mutex_unlock (&m->state_lock);
+  return n;
+}
+
+size_t
+vmm_machine_serial_receive (vmm_machine *m, const uint8_t *buf, size_t len)
+{
+  return uart16550_receive (m->com1, buf, len);
+}
