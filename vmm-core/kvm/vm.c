@@ -62,6 +62,7 @@ struct vmm_vm {
   vcpu_want want;
   unsigned nparked;
   bool threads_started;
+  uint8_t ioapic_id;
 };
 
 static __thread vmm_vcpu *current_vcpu;
@@ -293,6 +294,25 @@ vm_set_gsi_routing (vmm_vm *vm, GError **error)
 }
 
 static gboolean
+vm_apply_ioapic_id (vmm_vm *vm, GError **error)
+{
+  struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+  if (ioctl (vm->fd, KVM_GET_IRQCHIP, &chip) < 0)
+    return set_errno_error (error, "KVM_GET_IRQCHIP");
+  chip.chip.ioapic.id = vm->ioapic_id;
+  if (ioctl (vm->fd, KVM_SET_IRQCHIP, &chip) < 0)
+    return set_errno_error (error, "KVM_SET_IRQCHIP");
+  return TRUE;
+}
+
+gboolean
+vmm_vm_set_ioapic_id (vmm_vm *vm, uint8_t id, GError **error)
+{
+  vm->ioapic_id = id;
+  return vm_apply_ioapic_id (vm, error);
+}
+
+static gboolean
 slot_apply (vmm_vm *vm, const vm_slot *s, bool remove, GError **error)
 {
   struct kvm_userspace_memory_region r = {
@@ -327,6 +347,8 @@ vm_create_kernel_side (vmm_vm *vm, GError **error)
   if (ioctl (vm->fd, KVM_CREATE_IRQCHIP, 0UL) < 0)
     return set_errno_error (error, "creating the in-kernel interrupt controller");
   if (!vm_set_gsi_routing (vm, error))
+    return FALSE;
+  if (vm->ioapic_id && !vm_apply_ioapic_id (vm, error))
     return FALSE;
   struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
   if (ioctl (vm->fd, KVM_CREATE_PIT2, &pit) < 0)

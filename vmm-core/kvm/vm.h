@@ -55,6 +55,9 @@ gboolean vmm_vm_map (vmm_vm *vm, uint64_t gpa, uint64_t len, void *host,
                      bool readonly, GError **error);
 void vmm_vm_unmap (vmm_vm *vm, uint64_t gpa);
 
+/* The in-kernel I/O APIC's ID (what the MADT says); kept across rebuilds. */
+gboolean vmm_vm_set_ioapic_id (vmm_vm *vm, uint8_t id, GError **error);
+
 /* A GSI of the in-kernel irqchip (0-15 ISA through PIC and IOAPIC, 16-23
  * IOAPIC only). Callable from any thread. */
 void vmm_vm_set_irq (vmm_vm *vm, unsigned gsi, bool level);

@@ -1,6 +1,48 @@
+/* The PC chipset wiring: which device sits where, and the signals between
+ * them and the board (reset, power-off, PAM, interrupts). */
 #include "vmm-core/machine/pc-board.h"
 
+#include "vmm-core/devices/i440fx.h"
+#include "vmm-core/devices/piix4-pm.h"
+
 #include <string.h>
+
+/* PIRQ lines of the PIIX3 also drive I/O APIC pins 16-19, which is what the
+ * DSDT's _PRT tells an APIC-mode OS (slot S pin P: 16 + ((S + P) & 3)). */
+#define PC_PIRQ_GSI_BASE 16
+
+static void
+board_pam_changed (void *opaque, unsigned segment, i440fx_pam_mode mode)
+{
+  pc_board *b = opaque;
+  b->cb.pam_changed (b->cb.opaque, segment, (unsigned) mode);
+}
+
+static void
+board_poweroff (void *opaque)
+{
+  pc_board *b = opaque;
+  b->cb.poweroff_request (b->cb.opaque);
+}
+
+static void
+board_set_gsi (void *opaque, unsigned gsi, bool level)
+{
+  pc_board *b = opaque;
+  b->cb.set_gsi (b->cb.opaque, gsi, level);
+}
+
+/* What firmware would have programmed before a directly booted kernel runs:
+ * the PM block at its base, its I/O space enabled. */
+static void
+board_program_like_firmware (pc_board *b)
+{
+  vmm_pci_config_write (b->pci, 0, PIIX4_PM_DEVFN, 0x40, 4,
+                        (uint32_t) b->pm_base | 1);
+  vmm_pci_config_write (b->pci, 0, PIIX4_PM_DEVFN, 0x80, 1, 1);
+  vmm_pci_config_write (b->pci, 0, PIIX4_PM_DEVFN, PCI_CFG_INTERRUPT_LINE, 1,
+                        PIIX4_PM_SCI_IRQ);
+}
 
 gboolean
 pc_board_init (pc_board *b, vmm_bus *pio, vmm_pci_host *pci, vmm_clock *clock,
@@ -10,25 +52,61 @@ pc_board_init (pc_board *b, vmm_bus *pio, vmm_pci_host *pci, vmm_clock *clock,
   memset (b, 0, sizeof *b);
   b->cb = *cb;
   b->pci = pci;
+  b->pm_base = pm_base;
+  b->direct_boot = direct_boot;
+
+  b->i440fx = i440fx_create (board_pam_changed, b);
+  if (!i440fx_attach (b->i440fx, pci, error))
+    return FALSE;
+
+  vmm_irq sci = { board_set_gsi, b, PIIX4_PM_SCI_IRQ };
+  b->pm = piix4_pm_create (pio, clock, &sci, board_poweroff, b);
+  if (!piix4_pm_attach (b->pm, pci, PIIX4_PM_DEVFN, error))
+    return FALSE;
+
+  if (direct_boot)
+    board_program_like_firmware (b);
   return TRUE;
 }
 
 void
 pc_board_reset (pc_board *b)
 {
+  vmm_device_reset (i440fx_device (b->i440fx));
+  vmm_device_reset (piix4_pm_device (b->pm));
+  memset (b->pirq_level, 0, sizeof b->pirq_level);
+  if (b->direct_boot)
+    board_program_like_firmware (b);
 }
 
 void
 pc_board_destroy (pc_board *b)
 {
+  if (b->pm)
+    vmm_device_destroy (piix4_pm_device (b->pm));
+  if (b->i440fx)
+    vmm_device_destroy (i440fx_device (b->i440fx));
+  memset (b, 0, sizeof *b);
 }
 
 void
 pc_board_route_intx (pc_board *b, unsigned devfn, unsigned pin, bool level)
 {
+  if (pin < 1 || pin > 4)
+    return;
+  unsigned pirq = ((devfn >> 3) + (pin - 1)) & 3;
+  bool was = b->pirq_level[pirq] > 0;
+  if (level)
+    b->pirq_level[pirq]++;
+  else if (b->pirq_level[pirq])
+    b->pirq_level[pirq]--;
+  bool now = b->pirq_level[pirq] > 0;
+  if (was != now)
+    b->cb.set_gsi (b->cb.opaque, PC_PIRQ_GSI_BASE + pirq, now);
 }
 
 void
 pc_board_power_button (pc_board *b)
 {
+  piix4_pm_power_button (b->pm);
 }

@@ -24,6 +24,8 @@ typedef struct pc_board {
   struct piix4_pm *pm;
   struct i8042 *i8042;
   struct port92 *port92;
+  uint16_t pm_base;
+  bool direct_boot;
   uint8_t pirq_level[4]; /* how many functions assert each PIRQ */
 } pc_board;
 

@@ -5,6 +5,7 @@
 #include "vmm-core/machine/machine.h"
 
 #include "vmm-core/boot/acpi.h"
+#include "vmm-core/boot/smbios.h"
 #include "vmm-core/bus/bus.h"
 #include "vmm-core/bus/pci.h"
 #include "vmm-core/devices/debugcon.h"
@@ -57,6 +58,7 @@ struct vmm_machine {
   rtc *rtc;
   fw_cfg *fw_cfg;
   vmm_acpi_tables *acpi;
+  vmm_smbios_tables *smbios;
   uint8_t pam_mode[PC_PAM_SEGMENTS];
 
   GMutex state_lock;
@@ -456,7 +458,17 @@ pc_build_acpi (vmm_machine *m, GError **error)
   ac.ram_above_4g = m->mem.above_4g;
   ac.pm_base = PC_PM_BASE;
   m->acpi = vmm_acpi_build (&ac, error);
-  return m->acpi != NULL;
+  if (!m->acpi
+      || !vmm_vm_set_ioapic_id (m->vm, vmm_acpi_ioapic_id (&ac), error))
+    return FALSE;
+
+  vmm_smbios_config sc = {
+    .ncpus = m->cfg.cpus,
+    .ram_below_4g = m->mem.below_4g,
+    .ram_above_4g = m->mem.above_4g,
+  };
+  m->smbios = vmm_smbios_build (&sc, error);
+  return m->smbios != NULL;
 }
 
 static gboolean
@@ -492,6 +504,12 @@ pc_fill_fw_cfg (vmm_machine *m, GError **error)
   if (!fw_cfg_add_file (c, VMM_ACPI_FWCFG_TABLES, tables, error)
       || !fw_cfg_add_file (c, VMM_ACPI_FWCFG_RSDP, rsdp, error)
       || !fw_cfg_add_file (c, VMM_ACPI_FWCFG_LOADER, loader, error))
+    return FALSE;
+
+  g_autoptr (GBytes) anchor = vmm_smbios_tables_get_anchor (m->smbios);
+  g_autoptr (GBytes) structures = vmm_smbios_tables_get_tables (m->smbios);
+  if (!fw_cfg_add_file (c, "etc/smbios/smbios-anchor", anchor, error)
+      || !fw_cfg_add_file (c, "etc/smbios/smbios-tables", structures, error))
     return FALSE;
 
   if (m->bootorder)
@@ -781,6 +799,8 @@ vmm_machine_free (vmm_machine *m)
   vmm_vm_free (m->vm);
   if (m->acpi)
     vmm_acpi_tables_free (m->acpi);
+  if (m->smbios)
+    vmm_smbios_tables_free (m->smbios);
   vmm_guest_memory_clear (&m->mem);
   if (m->bios)
     munmap (m->bios, m->bios_size);
