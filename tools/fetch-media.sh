@@ -27,5 +27,14 @@ fi
 rm -rf "$dest"
 mkdir -p "$dest"
 dpkg-deb -x "$(ls -t "${pkg}"_*.deb | head -n 1)" "$dest"
+# A metapackage (linux-image-amd64) holds only documentation: unpack the
+# package it depends on into the same tree.
+if [ -z "$(find "$dest" -type f -not -path "$dest/usr/share/*" | head -n 1)" ]; then
+  dep=$(apt-cache depends "$pkg" | awk '/^ *Depends:/ {print $2; exit}')
+  if [ -n "$dep" ]; then
+    "$0" "$cache" "$dep"
+    cp -a "$cache/$dep/." "$dest/"
+  fi
+fi
 touch "$dest/.unpacked"
 [ -z "$stamp" ] || touch "$stamp"

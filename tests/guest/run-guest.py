@@ -51,8 +51,11 @@ def main():
     with tempfile.TemporaryDirectory(prefix="vessel-guest-") as tmp:
         serial = os.path.join(tmp, "serial.txt")
         dbg = os.path.join(tmp, "debugcon.txt")
-        full = cmd[:1] + [f"--serial=file:{serial}",
-                          f"--debugcon=file:{dbg}"] + cmd[1:]
+        # Right after vessel-run itself, so that later flags still win.
+        at = next((i + 1 for i, c in enumerate(cmd)
+                   if os.path.basename(c) == "vessel-run"), len(cmd))
+        full = cmd[:at] + [f"--serial=file:{serial}",
+                           f"--debugcon=file:{dbg}"] + cmd[at:]
         print("running:", " ".join(full), flush=True)
         proc = subprocess.Popen(full, stdin=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
