@@ -3,7 +3,10 @@
 #include "vmm-core/machine/pc-board.h"
 
 #include "vmm-core/devices/i440fx.h"
+#include "vmm-core/devices/i8042.h"
+#include "vmm-core/devices/piix3.h"
 #include "vmm-core/devices/piix4-pm.h"
+#include "vmm-core/devices/port92.h"
 
 #include <string.h>
 
@@ -23,6 +26,21 @@ board_poweroff (void *opaque)
 {
   pc_board *b = opaque;
   b->cb.poweroff_request (b->cb.opaque);
+}
+
+/* Every reset source (0xCF9, the keyboard controller's pulse, port 0x92)
+ * resets the whole machine: firmware expects that of a PC in practice. */
+static void
+board_reset_request (void *opaque, vmm_reset_kind kind)
+{
+  pc_board *b = opaque;
+  b->cb.reset_request (b->cb.opaque);
+}
+
+/* KVM keeps A20 enabled; the gate's state is only recorded by the devices. */
+static void
+board_a20_changed (void *opaque, bool enabled)
+{
 }
 
 static void
@@ -59,9 +77,23 @@ pc_board_init (pc_board *b, vmm_bus *pio, vmm_pci_host *pci, vmm_clock *clock,
   if (!i440fx_attach (b->i440fx, pci, error))
     return FALSE;
 
+  b->piix3 = piix3_create (board_reset_request, NULL, b);
+  if (!piix3_attach (b->piix3, pci, pio, error))
+    return FALSE;
+
   vmm_irq sci = { board_set_gsi, b, PIIX4_PM_SCI_IRQ };
   b->pm = piix4_pm_create (pio, clock, &sci, board_poweroff, b);
   if (!piix4_pm_attach (b->pm, pci, PIIX4_PM_DEVFN, error))
+    return FALSE;
+
+  vmm_irq kbd = { board_set_gsi, b, I8042_KBD_IRQ };
+  vmm_irq aux = { board_set_gsi, b, I8042_AUX_IRQ };
+  b->i8042 = i8042_create (&kbd, &aux, board_reset_request, board_a20_changed,
+                           b);
+  if (!i8042_attach (b->i8042, pio, I8042_DEFAULT_BASE, error))
+    return FALSE;
+  b->port92 = port92_create (board_reset_request, board_a20_changed, b);
+  if (!port92_attach (b->port92, pio, PORT92_PORT, error))
     return FALSE;
 
   if (direct_boot)
@@ -73,7 +105,10 @@ void
 pc_board_reset (pc_board *b)
 {
   vmm_device_reset (i440fx_device (b->i440fx));
+  vmm_device_reset (piix3_device (b->piix3));
   vmm_device_reset (piix4_pm_device (b->pm));
+  vmm_device_reset (i8042_device (b->i8042));
+  vmm_device_reset (port92_device (b->port92));
   memset (b->pirq_level, 0, sizeof b->pirq_level);
   if (b->direct_boot)
     board_program_like_firmware (b);
@@ -82,8 +117,14 @@ pc_board_reset (pc_board *b)
 void
 pc_board_destroy (pc_board *b)
 {
+  if (b->port92)
+    vmm_device_destroy (port92_device (b->port92));
+  if (b->i8042)
+    vmm_device_destroy (i8042_device (b->i8042));
   if (b->pm)
     vmm_device_destroy (piix4_pm_device (b->pm));
+  if (b->piix3)
+    vmm_device_destroy (piix3_device (b->piix3));
   if (b->i440fx)
     vmm_device_destroy (i440fx_device (b->i440fx));
   memset (b, 0, sizeof *b);
