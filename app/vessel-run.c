@@ -36,9 +36,10 @@ die_usage (const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  fputs ("vessel-run: ", stderr);
+  vfprintf (stderr, fmt, ap);
+  fputc ('\n', stderr);
   va_end (ap);
-  fprintf (stderr, "vessel-run: %s\n", msg);
   exit (EXIT_USAGE);
 }
 
