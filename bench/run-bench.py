@@ -60,6 +60,48 @@ def run_until_text(cmd, path, text, timeout=60):
         proc.wait()
 
 
+def smaps_overhead(pid, guest_bytes):
+    """RSS of the process beyond the guest RAM mapping, in KiB: the host
+    memory an engine costs on top of what the guest touched."""
+    total = 0
+    guest = 0
+    size = 0
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if line.startswith("Size:"):
+                size = int(line.split()[1])
+            elif line.startswith("Rss:"):
+                rss = int(line.split()[1])
+                total += rss
+                # The guest RAM mapping: exactly the RAM size (QEMU may add
+                # a little alignment).
+                if guest_bytes // 1024 <= size <= guest_bytes // 1024 + 4096:
+                    guest += rss
+    return total - guest, guest
+
+
+def run_and_measure_overhead(cmd, path, text, guest_bytes, timeout=60):
+    """Runs until @text appears in @path, then reads the process's memory."""
+    if os.path.exists(path):
+        os.unlink(path)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < timeout:
+            try:
+                with open(path, "rb") as f:
+                    if text in f.read():
+                        return smaps_overhead(proc.pid, guest_bytes)
+            except FileNotFoundError:
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"'{text.decode()}' never appeared: {' '.join(cmd)}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def median_of(n, fn):
     return statistics.median(fn() for _ in range(n))
 
@@ -90,7 +132,7 @@ def main():
         rows.append(("launch to exit, kit hello, direct boot (s)",
                      statistics.median(x[0] for x in v),
                      statistics.median(x[0] for x in q)))
-        rows.append(("peak RSS, same guest (MiB)",
+        rows.append(("peak RSS, kit hello, direct boot (MiB)",
                      statistics.median(x[1] for x in v) / 1024,
                      statistics.median(x[1] for x in q) / 1024))
 
@@ -104,6 +146,17 @@ def main():
         rows.append(("launch to SeaBIOS banner (s)",
                      median_of(a.runs, lambda: run_until_text(vessel_bios, dbg, banner)),
                      median_of(a.runs, lambda: run_until_text(qemu_bios, dbg, banner))))
+        idle = b"No bootable device"
+        vo = [run_and_measure_overhead(vessel_bios, dbg, idle, 256 << 20)
+              for _ in range(a.runs)]
+        qo = [run_and_measure_overhead(qemu_bios, dbg, idle, 256 << 20)
+              for _ in range(a.runs)]
+        rows.append(("RSS beyond guest RAM, SeaBIOS idle (MiB)",
+                     statistics.median(x[0] for x in vo) / 1024,
+                     statistics.median(x[0] for x in qo) / 1024))
+        rows.append(("guest RAM touched, SeaBIOS idle (MiB)",
+                     statistics.median(x[1] for x in vo) / 1024,
+                     statistics.median(x[1] for x in qo) / 1024))
 
     w = max(len(r[0]) for r in rows)
     print(f"{'metric':<{w}} | {'Vessel':>9} | {'QEMU':>9} | ratio")

@@ -36,6 +36,24 @@ struct vmm_vcpu {
   bool stalled; /* waits for pause/resume after reporting an event */
 };
 
+typedef struct vm_ioeventfd {
+  bool pio;
+  uint64_t addr;
+  unsigned len;
+  int fd;
+} vm_ioeventfd;
+
+/* GSIs from 24 up carry MSI messages. */
+#define VM_FIRST_MSI_GSI 24
+#define VM_MAX_GSI 1024
+
+typedef struct vm_msi_route {
+  int gsi;
+  uint64_t addr;
+  uint32_t data;
+  int fd;
+} vm_msi_route;
+
 typedef struct vm_slot {
   uint32_t id;
   uint64_t gpa;
@@ -63,6 +81,11 @@ struct vmm_vm {
   unsigned nparked;
   bool threads_started;
   uint8_t ioapic_id;
+
+  /* Registrations replayed by a rebuild. */
+  GMutex fds_lock;
+  GArray *ioeventfds; /* vm_ioeventfd */
+  GArray *msi_routes; /* vm_msi_route */
 };
 
 static __thread vmm_vcpu *current_vcpu;
@@ -264,9 +287,10 @@ vcpu_destroy (vmm_vm *vm, vmm_vcpu *vcpu)
 static gboolean
 vm_set_gsi_routing (vmm_vm *vm, GError **error)
 {
-  enum { NR = 16 + 23 };
+  guint nmsi = vm->msi_routes ? vm->msi_routes->len : 0;
+  size_t nr = 16 + 23 + nmsi;
   g_autofree struct kvm_irq_routing *r
-      = g_malloc0 (sizeof *r + NR * sizeof r->entries[0]);
+      = g_malloc0 (sizeof *r + nr * sizeof r->entries[0]);
   unsigned n = 0;
   for (unsigned i = 0; i < 16; i++)
     {
@@ -286,6 +310,16 @@ vm_set_gsi_routing (vmm_vm *vm, GError **error)
       e->type = KVM_IRQ_ROUTING_IRQCHIP;
       e->u.irqchip.irqchip = KVM_IRQCHIP_IOAPIC;
       e->u.irqchip.pin = i == 0 ? 2 : i;
+    }
+  for (guint i = 0; i < nmsi; i++)
+    {
+      const vm_msi_route *m = &g_array_index (vm->msi_routes, vm_msi_route, i);
+      struct kvm_irq_routing_entry *e = &r->entries[n++];
+      e->gsi = m->gsi;
+      e->type = KVM_IRQ_ROUTING_MSI;
+      e->u.msi.address_lo = (uint32_t) m->addr;
+      e->u.msi.address_hi = (uint32_t) (m->addr >> 32);
+      e->u.msi.data = m->data;
     }
   r->nr = n;
   if (ioctl (vm->fd, KVM_SET_GSI_ROUTING, r) < 0)
@@ -331,6 +365,159 @@ slot_apply (vmm_vm *vm, const vm_slot *s, bool remove, GError **error)
   return TRUE;
 }
 
+static gboolean
+ioeventfd_apply (vmm_vm *vm, const vm_ioeventfd *e, bool assign,
+                 GError **error)
+{
+  struct kvm_ioeventfd io = {
+    .addr = e->addr,
+    .len = e->len,
+    .fd = e->fd,
+    .flags = (e->pio ? KVM_IOEVENTFD_FLAG_PIO : 0)
+             | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+  };
+  if (ioctl (vm->fd, KVM_IOEVENTFD, &io) < 0)
+    return set_errno_error (error, "KVM_IOEVENTFD");
+  return TRUE;
+}
+
+static gboolean
+irqfd_apply (vmm_vm *vm, int fd, int gsi, bool assign, GError **error)
+{
+  struct kvm_irqfd irqfd = {
+    .fd = (uint32_t) fd,
+    .gsi = (uint32_t) gsi,
+    .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+  };
+  if (ioctl (vm->fd, KVM_IRQFD, &irqfd) < 0)
+    return set_errno_error (error, "KVM_IRQFD");
+  return TRUE;
+}
+
+/* After a rebuild: the same ioeventfds, MSI routes and irqfds. */
+static gboolean
+vm_replay_fds (vmm_vm *vm, GError **error)
+{
+  g_mutex_lock (&vm->fds_lock);
+  gboolean ok = TRUE;
+  for (guint i = 0; ok && i < vm->ioeventfds->len; i++)
+    ok = ioeventfd_apply (vm, &g_array_index (vm->ioeventfds, vm_ioeventfd, i),
+                          true, error);
+  for (guint i = 0; ok && i < vm->msi_routes->len; i++)
+    {
+      const vm_msi_route *m = &g_array_index (vm->msi_routes, vm_msi_route, i);
+      ok = irqfd_apply (vm, m->fd, m->gsi, true, error);
+    }
+  g_mutex_unlock (&vm->fds_lock);
+  return ok;
+}
+
+gboolean
+vmm_vm_add_ioeventfd (vmm_vm *vm, bool pio, uint64_t addr, unsigned len,
+                      int fd, GError **error)
+{
+  vm_ioeventfd e = { pio, addr, len, fd };
+  g_mutex_lock (&vm->fds_lock);
+  gboolean ok = ioeventfd_apply (vm, &e, true, error);
+  if (ok)
+    g_array_append_val (vm->ioeventfds, e);
+  g_mutex_unlock (&vm->fds_lock);
+  return ok;
+}
+
+void
+vmm_vm_remove_ioeventfd (vmm_vm *vm, bool pio, uint64_t addr, unsigned len,
+                         int fd)
+{
+  g_mutex_lock (&vm->fds_lock);
+  for (guint i = 0; i < vm->ioeventfds->len; i++)
+    {
+      vm_ioeventfd *e = &g_array_index (vm->ioeventfds, vm_ioeventfd, i);
+      if (e->pio == pio && e->addr == addr && e->len == len && e->fd == fd)
+        {
+          ioeventfd_apply (vm, e, false, NULL);
+          g_array_remove_index_fast (vm->ioeventfds, i);
+          break;
+        }
+    }
+  g_mutex_unlock (&vm->fds_lock);
+}
+
+int
+vmm_vm_add_msi_irqfd (vmm_vm *vm, uint64_t addr, uint32_t data, int fd,
+                      GError **error)
+{
+  g_mutex_lock (&vm->fds_lock);
+  int gsi = VM_FIRST_MSI_GSI;
+  for (bool taken = true; taken && gsi < VM_MAX_GSI;)
+    {
+      taken = false;
+      for (guint i = 0; i < vm->msi_routes->len; i++)
+        if (g_array_index (vm->msi_routes, vm_msi_route, i).gsi == gsi)
+          {
+            taken = true;
+            gsi++;
+            break;
+          }
+    }
+  if (gsi >= VM_MAX_GSI)
+    {
+      g_mutex_unlock (&vm->fds_lock);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                   "out of interrupt routes");
+      return -1;
+    }
+  vm_msi_route m = { gsi, addr, data, fd };
+  g_array_append_val (vm->msi_routes, m);
+  if (!vm_set_gsi_routing (vm, error) || !irqfd_apply (vm, fd, gsi, true, error))
+    {
+      g_array_remove_index (vm->msi_routes, vm->msi_routes->len - 1);
+      vm_set_gsi_routing (vm, NULL);
+      g_mutex_unlock (&vm->fds_lock);
+      return -1;
+    }
+  g_mutex_unlock (&vm->fds_lock);
+  return gsi;
+}
+
+void
+vmm_vm_update_msi (vmm_vm *vm, int gsi, uint64_t addr, uint32_t data)
+{
+  g_mutex_lock (&vm->fds_lock);
+  for (guint i = 0; i < vm->msi_routes->len; i++)
+    {
+      vm_msi_route *m = &g_array_index (vm->msi_routes, vm_msi_route, i);
+      if (m->gsi == gsi)
+        {
+          m->addr = addr;
+          m->data = data;
+          g_autoptr (GError) error = NULL;
+          if (!vm_set_gsi_routing (vm, &error))
+            g_warning ("MSI route %d: %s", gsi, error->message);
+          break;
+        }
+    }
+  g_mutex_unlock (&vm->fds_lock);
+}
+
+void
+vmm_vm_remove_msi_irqfd (vmm_vm *vm, int gsi)
+{
+  g_mutex_lock (&vm->fds_lock);
+  for (guint i = 0; i < vm->msi_routes->len; i++)
+    {
+      vm_msi_route *m = &g_array_index (vm->msi_routes, vm_msi_route, i);
+      if (m->gsi == gsi)
+        {
+          irqfd_apply (vm, m->fd, m->gsi, false, NULL);
+          g_array_remove_index (vm->msi_routes, i);
+          vm_set_gsi_routing (vm, NULL);
+          break;
+        }
+    }
+  g_mutex_unlock (&vm->fds_lock);
+}
+
 /* The kernel side of the VM: everything that rebuild re-creates. */
 static gboolean
 vm_create_kernel_side (vmm_vm *vm, GError **error)
@@ -353,6 +540,8 @@ vm_create_kernel_side (vmm_vm *vm, GError **error)
   struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
   if (ioctl (vm->fd, KVM_CREATE_PIT2, &pit) < 0)
     return set_errno_error (error, "creating the in-kernel PIT");
+  if (!vm_replay_fds (vm, error))
+    return FALSE;
   g_mutex_lock (&vm->slots_lock);
   for (guint i = 0; i < vm->slots->len; i++)
     if (!slot_apply (vm, &g_array_index (vm->slots, vm_slot, i), false, error))
@@ -452,6 +641,9 @@ vmm_vm_new (unsigned ncpus, const vmm_vcpu_handlers *handlers, GError **error)
   vm->h = *handlers;
   vm->slots = g_array_new (FALSE, FALSE, sizeof (vm_slot));
   g_mutex_init (&vm->slots_lock);
+  g_mutex_init (&vm->fds_lock);
+  vm->ioeventfds = g_array_new (FALSE, FALSE, sizeof (vm_ioeventfd));
+  vm->msi_routes = g_array_new (FALSE, FALSE, sizeof (vm_msi_route));
   g_mutex_init (&vm->run_lock);
   g_cond_init (&vm->run_cond);
   vm->want = WANT_PAUSE;
@@ -492,7 +684,10 @@ vmm_vm_free (vmm_vm *vm)
     close (vm->kvm_fd);
   g_free (vm->supported_cpuid);
   g_array_unref (vm->slots);
+  g_array_unref (vm->ioeventfds);
+  g_array_unref (vm->msi_routes);
   g_mutex_clear (&vm->slots_lock);
+  g_mutex_clear (&vm->fds_lock);
   g_mutex_clear (&vm->run_lock);
   g_cond_clear (&vm->run_cond);
   g_free (vm);

@@ -62,6 +62,18 @@ gboolean vmm_vm_set_ioapic_id (vmm_vm *vm, uint8_t id, GError **error);
  * IOAPIC only). Callable from any thread. */
 void vmm_vm_set_irq (vmm_vm *vm, unsigned gsi, bool level);
 
+/* ioeventfd: a guest write of @len bytes at @addr signals @fd. */
+gboolean vmm_vm_add_ioeventfd (vmm_vm *vm, bool pio, uint64_t addr,
+                               unsigned len, int fd, GError **error);
+void vmm_vm_remove_ioeventfd (vmm_vm *vm, bool pio, uint64_t addr,
+                              unsigned len, int fd);
+/* An MSI message raised by writing @fd (irqfd on a routed GSI). Returns the
+ * GSI, or -1 with @error. */
+int vmm_vm_add_msi_irqfd (vmm_vm *vm, uint64_t addr, uint32_t data, int fd,
+                          GError **error);
+void vmm_vm_update_msi (vmm_vm *vm, int gsi, uint64_t addr, uint32_t data);
+void vmm_vm_remove_msi_irqfd (vmm_vm *vm, int gsi);
+
 /* Starts one thread per vCPU, running. */
 gboolean vmm_vm_start (vmm_vm *vm, GError **error);
 /* Parks every vCPU outside KVM_RUN; returns when all are parked. Must not be
