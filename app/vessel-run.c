@@ -230,6 +230,16 @@ on_signal (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* SIGUSR1: where is every vCPU? */
+static gboolean
+on_usr1 (gpointer data)
+{
+  run *r = data;
+  g_autofree char *where = vmm_machine_describe_cpus (r->machine);
+  fputs (where, stderr);
+  return G_SOURCE_CONTINUE;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -330,6 +340,7 @@ main (int argc, char **argv)
   vmm_machine_set_serial_ready_callback (r.machine, on_serial_ready, &r);
   g_unix_signal_add (SIGINT, on_signal, &r);
   g_unix_signal_add (SIGTERM, on_signal, &r);
+  g_unix_signal_add (SIGUSR1, on_usr1, &r);
   if (r.serial.fd == STDOUT_FILENO)
     stdin_flush_pending (&r);
 

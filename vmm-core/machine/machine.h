@@ -77,6 +77,10 @@ char *vmm_machine_get_error (vmm_machine *m);
 unsigned vmm_machine_get_reset_count (vmm_machine *m);
 const char *vmm_machine_state_name (vmm_machine_state state);
 
+/* One line per vCPU with where it is (for debugging a stuck guest): pauses
+ * the machine for a moment. */
+char *vmm_machine_describe_cpus (vmm_machine *m);
+
 /* Host → COM1; returns the bytes accepted. */
 size_t vmm_machine_serial_receive (vmm_machine *m, const uint8_t *buf,
                                    size_t len);

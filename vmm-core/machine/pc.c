@@ -912,6 +912,35 @@ vmm_machine_get_reset_count (vmm_machine *m)
   return n;
 }
 
+char *
+vmm_machine_describe_cpus (vmm_machine *m)
+{
+  GString *out = g_string_new (NULL);
+  bool running = vmm_machine_get_state (m) == VMM_MACHINE_RUNNING;
+  if (running)
+    vmm_vm_pause (m->vm);
+  for (unsigned i = 0; i < m->cfg.cpus; i++)
+    {
+      struct kvm_regs r;
+      struct kvm_sregs s;
+      g_autoptr (GError) error = NULL;
+      if (!vmm_vm_get_regs (m->vm, i, &r, &s, &error))
+        {
+          g_string_append_printf (out, "cpu%u: %s\n", i, error->message);
+          continue;
+        }
+      g_string_append_printf (out,
+                              "cpu%u: cs=%04x rip=%016llx rsp=%016llx "
+                              "cr0=%08llx cr3=%016llx cr4=%08llx efer=%llx "
+                              "rflags=%llx\n",
+                              i, s.cs.selector, r.rip, r.rsp, s.cr0, s.cr3,
+                              s.cr4, s.efer, r.rflags);
+    }
+  if (running)
+    vmm_vm_resume (m->vm);
+  return g_string_free (out, FALSE);
+}
+
 size_t
 vmm_machine_serial_receive (vmm_machine *m, const uint8_t *buf, size_t len)
 {
