@@ -52,8 +52,12 @@ vmm_boot_put_initrd (const vmm_direct_boot *boot, const vmm_guest_memory *mem,
   gsize len = 0;
   if (!g_file_get_contents (boot->initrd, &data, &len, error))
     return FALSE;
+  if (len == 0)
+    return TRUE; /* an empty file: no initrd (placing it would fail) */
   uint64_t top = MIN (max_end, mem->below_4g);
-  if (len > UINT32_MAX || len + min_addr > top)
+  /* Page alignment moves it down: it must still clear @min_addr. */
+  if (len > UINT32_MAX || len + min_addr > top
+      || ((top - len) & ~UINT64_C (0xfff)) < min_addr)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
                    "%s (%" G_GSIZE_FORMAT " MiB) does not fit in guest memory "

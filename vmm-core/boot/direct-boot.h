@@ -91,6 +91,10 @@ gboolean vmm_boot_multiboot (const uint8_t *kernel, size_t len,
                              const vmm_guest_memory *mem,
                              vmm_boot_entry *entry, GError **error);
 bool vmm_boot_is_bzimage (const uint8_t *kernel, size_t len);
+/* The bzImage's kernel, decompressed on the host (gzip, xz, zstd); NULL
+ * without @error set when there is none Vessel can decompress. */
+GBytes *vmm_boot_linux_payload (const uint8_t *kernel, size_t len,
+                                GError **error);
 bool vmm_boot_has_multiboot_header (const uint8_t *kernel, size_t len);
 
 /* Copies the command line (or an empty one) and returns its address. */

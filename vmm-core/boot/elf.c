@@ -108,8 +108,14 @@ vmm_elf_load (const uint8_t *file, size_t len, const vmm_guest_memory *mem,
         }
       if (ph.type != PT_LOAD || ph.memsz == 0)
         continue;
-      if (ph.filesz > ph.memsz || ph.offset > len
-          || ph.filesz > len - ph.offset)
+      if (ph.filesz > ph.memsz)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       "ELF segment %u has more file bytes than memory bytes",
+                       i);
+          return FALSE;
+        }
+      if (ph.offset > len || ph.filesz > len - ph.offset)
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                        "ELF segment %u lies outside the file", i);

@@ -81,6 +81,29 @@ vmm_boot_linux (const uint8_t *kernel, size_t len, const vmm_direct_boot *boot,
                    "not a Linux bzImage (no HdrS setup header)");
       return FALSE;
     }
+  /* Decompressed on the host and entered through PVH when the kernel has
+   * that entry point (see linux-payload.c); otherwise the 32-bit protocol. */
+  g_autoptr (GError) payload_error = NULL;
+  g_autoptr (GBytes) vmlinux = vmm_boot_linux_payload (kernel, len,
+                                                       &payload_error);
+  if (payload_error)
+    {
+      g_propagate_error (error, g_steal_pointer (&payload_error));
+      return FALSE;
+    }
+  if (vmlinux)
+    {
+      gsize vlen;
+      const uint8_t *v = g_bytes_get_data (vmlinux, &vlen);
+      size_t note_len;
+      if (vmm_elf_is_elf (v, vlen)
+          && vmm_elf_find_note (v, vlen, "Xen", 18, &note_len))
+        {
+          entry->protocol = VMM_KERNEL_PVH;
+          return vmm_boot_pvh (v, vlen, boot, mem, entry, error);
+        }
+    }
+
   uint16_t version = get16 (kernel + LX_VERSION);
   if (version < MIN_VERSION || !(kernel[LX_LOADFLAGS] & LOADED_HIGH))
     {

@@ -80,6 +80,13 @@ mb_load_by_address (const uint8_t *kernel, size_t len, size_t hdr_off,
                     const struct mb_header *h, const vmm_guest_memory *mem,
                     uint64_t *end, GError **error)
 {
+  if (len - hdr_off < sizeof *h)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "the multiboot header's address fields are cut off by "
+                   "the end of the file");
+      return FALSE;
+    }
   if (h->header_addr < h->load_addr
       || h->header_addr - h->load_addr > hdr_off)
     {
@@ -92,7 +99,11 @@ mb_load_by_address (const uint8_t *kernel, size_t len, size_t hdr_off,
                                              - h->load_addr
                                        : len - file_off;
   if (h->load_end_addr && h->load_end_addr < h->load_addr)
-    load_len = UINT64_MAX;
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "multiboot load_end_addr lies before load_addr");
+      return FALSE;
+    }
   if (load_len > len - file_off)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,

@@ -255,6 +255,9 @@ bar_decoded_address (const vmm_pci_device *pci, unsigned bar)
       if (!(command & PCI_COMMAND_MEMORY) || !(v & 1))
         return VMM_PCI_UNMAPPED;
       addr = v & ~(uint32_t) (b->size - 1) & ~0x7ffu;
+      /* Sized with all-ones and left so: it would end at 4 GiB. */
+      if (addr + b->size >= 1ull << 32)
+        return VMM_PCI_UNMAPPED;
     }
   else if (b->type == VMM_PCI_BAR_IO)
     {
@@ -271,9 +274,11 @@ bar_decoded_address (const vmm_pci_device *pci, unsigned bar)
       addr = vmm_pci_get32 (pci->config + off) & ~0xfu;
       if (b->type == VMM_PCI_BAR_MEM64)
         addr |= (uint64_t) vmm_pci_get32 (pci->config + off + 4) << 32;
-      /* While firmware sizes a BAR it holds all-ones: not a placement. */
-      uint64_t limit = b->type == VMM_PCI_BAR_MEM64 ? 1ull << 52 : 1ull << 32;
-      if (addr + b->size > limit)
+      /* While firmware sizes a BAR it holds all-ones: not a placement.
+       * A 32-bit BAR so left ends exactly at 4 GiB, a 64-bit one wraps. */
+      uint64_t end = addr + b->size;
+      if (b->type == VMM_PCI_BAR_MEM64 ? end < addr || end > 1ull << 52
+                                       : end >= 1ull << 32)
         return VMM_PCI_UNMAPPED;
     }
   if (addr == 0)

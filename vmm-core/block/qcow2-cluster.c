@@ -1,0 +1,557 @@
+/* vmm-core/block/qcow2-cluster.c — guest-to-host mapping: the spec's address
+ * helpers, L1/L2 lookup, reads (including compressed clusters), writes with
+ * allocation and copy-on-write, discard and zeroing. */
+#include "vmm-core/block/qcow2.h"
+
+#include <string.h>
+#include <zlib.h>
+
+/* ---- the spec's helpers, written as the spec writes them ---- */
+
+uint64_t qcow2_l2_entries(uint32_t cluster_bits)
+{
+  uint64_t cluster_size = UINT64_C(1) << cluster_bits;
+  return cluster_size / sizeof(uint64_t);
+}
+
+uint64_t qcow2_l2_index(uint64_t offset, uint32_t cluster_bits)
+{
+  uint64_t cluster_size = UINT64_C(1) << cluster_bits;
+  return (offset / cluster_size) % qcow2_l2_entries(cluster_bits);
+}
+
+uint64_t qcow2_l1_index(uint64_t offset, uint32_t cluster_bits)
+{
+  uint64_t cluster_size = UINT64_C(1) << cluster_bits;
+  return (offset / cluster_size) / qcow2_l2_entries(cluster_bits);
+}
+
+uint64_t qcow2_offset_in_cluster(uint64_t offset, uint32_t cluster_bits)
+{
+  uint64_t cluster_size = UINT64_C(1) << cluster_bits;
+  return offset % cluster_size;
+}
+
+uint64_t qcow2_refblock_entries(uint32_t cluster_bits, uint32_t refcount_bits)
+{
+  uint64_t cluster_size = UINT64_C(1) << cluster_bits;
+  return cluster_size * 8 / refcount_bits;
+}
+
+uint64_t qcow2_refblock_index(uint64_t offset, uint32_t cluster_bits,
+                              uint32_t refcount_bits)
+{
+  uint64_t cluster_size = UINT64_C(1) << cluster_bits;
+  return (offset / cluster_size) %
+         qcow2_refblock_entries(cluster_bits, refcount_bits);
+}
+
+uint64_t qcow2_reftable_index(uint64_t offset, uint32_t cluster_bits,
+                              uint32_t refcount_bits)
+{
+  uint64_t cluster_size = UINT64_C(1) << cluster_bits;
+  return (offset / cluster_size) /
+         qcow2_refblock_entries(cluster_bits, refcount_bits);
+}
+
+uint64_t qcow2_l1_size_for(uint64_t size, uint32_t cluster_bits)
+{
+  uint64_t bytes_per_l1_entry = qcow2_l2_entries(cluster_bits) << cluster_bits;
+  return (size + bytes_per_l1_entry - 1) / bytes_per_l1_entry;
+}
+
+/* Compressed Clusters Descriptor (x = 62 - (cluster_bits - 8)):
+ *   bits 0..x-1: host offset; bits x..61: additional 512-byte sectors. */
+void qcow2_compressed_desc(uint64_t l2e, uint32_t cluster_bits,
+                           uint64_t *host_offset, uint64_t *nb_sectors)
+{
+  uint32_t x = 62 - (cluster_bits - 8);
+  *host_offset = l2e & ((UINT64_C(1) << x) - 1);
+  *nb_sectors = (l2e >> x) & ((UINT64_C(1) << (62 - x)) - 1);
+}
+
+uint64_t qcow2_compressed_size(uint64_t l2e, uint32_t cluster_bits)
+{
+  uint64_t host, nb;
+  qcow2_compressed_desc(l2e, cluster_bits, &host, &nb);
+  return (nb + 1) * 512 - (host & 511);
+}
+
+/* ---- L1/L2 ---- */
+
+static gboolean l1_entry(Qcow2 *q, uint64_t l1i, uint64_t *l2_off,
+                         GError **error)
+{
+  if (l1i >= q->l1_size) {
+    *l2_off = 0;
+    return TRUE;
+  }
+  uint64_t e = q->l1_table[l1i];
+  if (e & QCOW2_L1E_RESERVED) {
+    QCOW2_ERR(error, CORRUPT, q, "L1 entry %" G_GUINT64_FORMAT " (0x%"
+              G_GINT64_MODIFIER "x) has reserved bits set", l1i, e);
+    return FALSE;
+  }
+  *l2_off = e & QCOW2_L1E_OFFSET_MASK;
+  return TRUE;
+}
+
+gboolean qcow2_get_l2_entry(Qcow2 *q, uint64_t guest_off, uint64_t *l2e,
+                            GError **error)
+{
+  uint64_t l2_off;
+  if (!l1_entry(q, qcow2_l1_index(guest_off, q->cluster_bits), &l2_off, error))
+    return FALSE;
+  if (!l2_off) {
+    *l2e = 0;
+    return TRUE;
+  }
+  uint8_t *t = qcow2_cache_get(q, q->l2_cache, l2_off, TRUE, error);
+  if (!t)
+    return FALSE;
+  *l2e = qcow2_be64(t + 8 * qcow2_l2_index(guest_off, q->cluster_bits));
+  return TRUE;
+}
+
+typedef enum { C_UNALLOCATED, C_ZERO, C_NORMAL, C_COMPRESSED } ClusterType;
+
+static ClusterType classify(Qcow2 *q, uint64_t l2e)
+{
+  if (l2e & QCOW2_OFLAG_COMPRESSED)
+    return C_COMPRESSED;
+  if (q->version >= 3 && (l2e & QCOW2_OFLAG_ZERO))
+    return C_ZERO;
+  if ((l2e & QCOW2_L2E_OFFSET_MASK) == 0)
+    return C_UNALLOCATED;
+  return C_NORMAL;
+}
+
+static gboolean check_data_offset(Qcow2 *q, uint64_t l2e, GError **error)
+{
+  uint64_t host = l2e & QCOW2_L2E_OFFSET_MASK;
+  if (l2e & QCOW2_L2E_RESERVED & ~QCOW2_OFLAG_ZERO) {
+    QCOW2_ERR(error, CORRUPT, q, "L2 entry 0x%" G_GINT64_MODIFIER "x has "
+              "reserved bits set", l2e);
+    return FALSE;
+  }
+  if (host & (q->cluster_size - 1)) {
+    QCOW2_ERR(error, CORRUPT, q, "data cluster offset 0x%" G_GINT64_MODIFIER
+              "x is not aligned to a cluster boundary", host);
+    return FALSE;
+  }
+  if (host >= vmm_block_file_size(q->bs) && host >= q->alloc_end << q->cluster_bits) {
+    QCOW2_ERR(error, CORRUPT, q, "data cluster offset 0x%" G_GINT64_MODIFIER
+              "x is past the end of the file", host);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean read_compressed(Qcow2 *q, uint64_t l2e, GError **error)
+{
+  if (q->dbuf_desc == l2e)
+    return TRUE;
+  uint64_t host, nb;
+  qcow2_compressed_desc(l2e, q->cluster_bits, &host, &nb);
+  uint64_t csize = (nb + 1) * 512 - (host & 511);
+  uint64_t fsize = vmm_block_file_size(q->bs);
+  if (host >= fsize || host < q->cluster_size) {
+    QCOW2_ERR(error, CORRUPT, q, "compressed cluster offset 0x%"
+              G_GINT64_MODIFIER "x is %s", host,
+              host < q->cluster_size ? "inside the header" :
+              "past the end of the file");
+    return FALSE;
+  }
+  if (csize > q->cluster_size + 512)
+    csize = q->cluster_size + 512; /* more input than any cluster needs */
+  if (csize > fsize - host)
+    csize = fsize - host;
+  if (!vmm_block_pread(q->bs, host, q->cbuf, csize, error))
+    return FALSE;
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (inflateInit2(&z, -12) != Z_OK) {
+    QCOW2_ERR(error, FAILED, q, "zlib initialisation failed");
+    return FALSE;
+  }
+  z.next_in = q->cbuf;
+  z.avail_in = (uInt)csize;
+  z.next_out = q->dbuf;
+  z.avail_out = q->cluster_size;
+  int ret = inflate(&z, Z_FINISH);
+  gboolean ok = (ret == Z_STREAM_END || ret == Z_OK || ret == Z_BUF_ERROR) &&
+                z.avail_out == 0;
+  inflateEnd(&z);
+  if (!ok) {
+    q->dbuf_desc = 0;
+    QCOW2_ERR(error, CORRUPT, q, "compressed cluster at 0x%" G_GINT64_MODIFIER
+              "x does not decompress to a full cluster (corrupt data)", host);
+    return FALSE;
+  }
+  q->dbuf_desc = l2e;
+  return TRUE;
+}
+
+/* Reads guest bytes this layer does not define: backing file or zeroes. */
+static gboolean read_unallocated(Qcow2 *q, uint64_t off, uint8_t *buf,
+                                 size_t len, GError **error)
+{
+  size_t n = 0;
+  if (q->backing) {
+    uint64_t bsize = vmm_block_size(q->backing);
+    if (off < bsize) {
+      n = (size_t)MIN((uint64_t)len, bsize - off);
+      if (!vmm_block_read(q->backing, off, buf, n, error))
+        return FALSE;
+    }
+  }
+  memset(buf + n, 0, len - n);
+  return TRUE;
+}
+
+/* Reads len bytes inside one guest cluster given its L2 entry. */
+static gboolean read_in_cluster(Qcow2 *q, uint64_t off, uint64_t l2e,
+                                uint8_t *buf, size_t len, GError **error)
+{
+  uint64_t in = qcow2_offset_in_cluster(off, q->cluster_bits);
+  switch (classify(q, l2e)) {
+  case C_UNALLOCATED:
+    return read_unallocated(q, off, buf, len, error);
+  case C_ZERO:
+    memset(buf, 0, len);
+    return TRUE;
+  case C_COMPRESSED:
+    if (!read_compressed(q, l2e, error))
+      return FALSE;
+    memcpy(buf, q->dbuf + in, len);
+    return TRUE;
+  case C_NORMAL:
+    if (!check_data_offset(q, l2e, error))
+      return FALSE;
+    return vmm_block_pread(q->bs, (l2e & QCOW2_L2E_OFFSET_MASK) + in, buf, len,
+                           error);
+  }
+  return FALSE;
+}
+
+gboolean qcow2_read(VmmBlock *bs, uint64_t off, void *vbuf, size_t len,
+                    GError **error)
+{
+  Qcow2 *q = bs->opaque;
+  uint8_t *buf = vbuf;
+  /* Contiguous host runs are read with one pread. */
+  uint64_t run_host = 0, run_len = 0;
+  uint8_t *run_buf = NULL;
+  while (len > 0) {
+    uint64_t in = qcow2_offset_in_cluster(off, q->cluster_bits);
+    size_t n = (size_t)MIN((uint64_t)len, q->cluster_size - in);
+    uint64_t l2e;
+    if (!qcow2_get_l2_entry(q, off, &l2e, error))
+      return FALSE;
+    if (classify(q, l2e) == C_NORMAL) {
+      if (!check_data_offset(q, l2e, error))
+        return FALSE;
+      uint64_t host = (l2e & QCOW2_L2E_OFFSET_MASK) + in;
+      if (run_len && run_host + run_len == host && run_buf + run_len == buf) {
+        run_len += n;
+      } else {
+        if (run_len && !vmm_block_pread(bs, run_host, run_buf, run_len, error))
+          return FALSE;
+        run_host = host;
+        run_buf = buf;
+        run_len = n;
+      }
+    } else if (!read_in_cluster(q, off, l2e, buf, n, error)) {
+      return FALSE;
+    }
+    buf += n;
+    off += n;
+    len -= n;
+  }
+  if (run_len && !vmm_block_pread(bs, run_host, run_buf, run_len, error))
+    return FALSE;
+  return TRUE;
+}
+
+unsigned qcow2_status(VmmBlock *bs, uint64_t off, uint64_t len, uint64_t *pnum,
+                      GError **error)
+{
+  Qcow2 *q = bs->opaque;
+  unsigned first = 0;
+  uint64_t done = 0;
+  while (done < len) {
+    uint64_t in = qcow2_offset_in_cluster(off + done, q->cluster_bits);
+    uint64_t n = MIN(len - done, q->cluster_size - in);
+    uint64_t l2e;
+    if (!qcow2_get_l2_entry(q, off + done, &l2e, error)) {
+      *pnum = 0;
+      return 0;
+    }
+    unsigned st = 0;
+    switch (classify(q, l2e)) {
+    case C_UNALLOCATED: st = 0; break;
+    case C_ZERO: st = VMM_BLOCK_STATUS_ALLOCATED | VMM_BLOCK_STATUS_ZERO; break;
+    default: st = VMM_BLOCK_STATUS_ALLOCATED | VMM_BLOCK_STATUS_DATA; break;
+    }
+    if (done == 0)
+      first = st;
+    else if (st != first)
+      break;
+    done += n;
+  }
+  *pnum = done;
+  return first;
+}
+
+gboolean qcow2_write_l1_table(Qcow2 *q, GError **error)
+{
+  if (!q->l1_dirty)
+    return TRUE;
+  g_autofree uint8_t *b = g_malloc((size_t)q->l1_size * 8 + 8);
+  for (uint32_t i = 0; i < q->l1_size; i++)
+    qcow2_put_be64(b + i * 8, q->l1_table[i]);
+  if (!vmm_block_pwrite(q->bs, q->l1_table_offset, b, (size_t)q->l1_size * 8,
+                        error))
+    return FALSE;
+  q->l1_dirty = FALSE;
+  q->need_sync = TRUE;
+  return TRUE;
+}
+
+gboolean qcow2_grow_l1(Qcow2 *q, uint64_t min_size, GError **error)
+{
+  if (min_size <= q->l1_size)
+    return TRUE;
+  if (min_size * 8 > QCOW2_MAX_L1_BYTES) {
+    QCOW2_ERR(error, INVALID, q, "L1 table would exceed %u bytes",
+              QCOW2_MAX_L1_BYTES);
+    return FALSE;
+  }
+  /* Everything the new table points to must be on disk first. */
+  if (!qcow2_flush_all(q, error))
+    return FALSE;
+  uint64_t bytes = qcow2_align_up(min_size * 8, q->cluster_size);
+  uint64_t new_size = MIN(bytes / 8, (uint64_t)QCOW2_MAX_L1_BYTES / 8);
+  uint64_t new_off;
+  if (!qcow2_alloc_clusters(q, bytes / q->cluster_size, &new_off, error))
+    return FALSE;
+  /* The refcounts of the new table are on disk before the header moves. */
+  if (!qcow2_cache_flush(q, q->refblock_cache, error) ||
+      !qcow2_write_reftable(q, error))
+    return FALSE;
+  g_autofree uint8_t *b = g_malloc0(bytes);
+  for (uint32_t i = 0; i < q->l1_size; i++)
+    qcow2_put_be64(b + i * 8, q->l1_table[i]);
+  if (!vmm_block_pwrite(q->bs, new_off, b, bytes, error) ||
+      !qcow2_sync(q, error))
+    return FALSE;
+  uint8_t h[12];
+  qcow2_put_be32(h, (uint32_t)new_size);
+  qcow2_put_be64(h + 4, new_off);
+  if (!vmm_block_pwrite(q->bs, 36, h, sizeof h, error) || !qcow2_sync(q, error))
+    return FALSE;
+  uint64_t old_off = q->l1_table_offset, old_bytes = (uint64_t)q->l1_size * 8;
+  q->l1_table = g_renew(uint64_t, q->l1_table, new_size);
+  memset(q->l1_table + q->l1_size, 0, (new_size - q->l1_size) * 8);
+  q->l1_size = (uint32_t)new_size;
+  q->l1_table_offset = new_off;
+  if (old_bytes)
+    qcow2_free_later(q, old_off, qcow2_align_up(old_bytes, q->cluster_size));
+  return TRUE;
+}
+
+/* Makes the L2 table for l1i private to the active L1 (allocating it or
+ * copying a table shared with a snapshot) and returns its offset. */
+static gboolean l2_for_write(Qcow2 *q, uint64_t l1i, uint64_t *out,
+                             GError **error)
+{
+  if (l1i >= q->l1_size && !qcow2_grow_l1(q, l1i + 1, error))
+    return FALSE;
+  uint64_t l2_off;
+  if (!l1_entry(q, l1i, &l2_off, error))
+    return FALSE;
+  if (l2_off && (q->l1_table[l1i] & QCOW2_OFLAG_COPIED)) {
+    *out = l2_off;
+    return TRUE;
+  }
+  g_autofree uint8_t *copy = NULL;
+  if (l2_off) {
+    uint8_t *old = qcow2_cache_get(q, q->l2_cache, l2_off, TRUE, error);
+    if (!old)
+      return FALSE;
+    copy = g_memdup2(old, q->cluster_size);
+  }
+  uint64_t new_off;
+  if (!qcow2_alloc_clusters(q, 1, &new_off, error))
+    return FALSE;
+  uint8_t *t = qcow2_cache_get(q, q->l2_cache, new_off, FALSE, error);
+  if (!t)
+    return FALSE;
+  if (copy)
+    memcpy(t, copy, q->cluster_size);
+  qcow2_cache_mark_dirty(q->l2_cache, new_off);
+  q->l1_table[l1i] = new_off | QCOW2_OFLAG_COPIED;
+  q->l1_dirty = TRUE;
+  if (l2_off)
+    qcow2_free_later(q, l2_off, q->cluster_size);
+  *out = new_off;
+  return TRUE;
+}
+
+static gboolean set_l2_entry(Qcow2 *q, uint64_t l2_off, uint64_t l2i,
+                             uint64_t value, GError **error)
+{
+  uint8_t *t = qcow2_cache_get(q, q->l2_cache, l2_off, TRUE, error);
+  if (!t)
+    return FALSE;
+  qcow2_put_be64(t + 8 * l2i, value);
+  qcow2_cache_mark_dirty(q->l2_cache, l2_off);
+  return TRUE;
+}
+
+/* Writes [off, off+len) inside one guest cluster; data NULL means zeroes. */
+static gboolean write_in_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
+                                 size_t len, GError **error)
+{
+  uint64_t l1i = qcow2_l1_index(off, q->cluster_bits);
+  uint64_t l2i = qcow2_l2_index(off, q->cluster_bits);
+  uint64_t in = qcow2_offset_in_cluster(off, q->cluster_bits);
+  uint64_t l2_off, l2e;
+  if (!l2_for_write(q, l1i, &l2_off, error))
+    return FALSE;
+  uint8_t *t = qcow2_cache_get(q, q->l2_cache, l2_off, TRUE, error);
+  if (!t)
+    return FALSE;
+  l2e = qcow2_be64(t + 8 * l2i);
+  ClusterType type = classify(q, l2e);
+  if (!data && (type == C_ZERO ||
+                (type == C_UNALLOCATED &&
+                 (!q->backing || off >= vmm_block_size(q->backing)))))
+    return TRUE; /* already reads as zeroes */
+  if (type == C_NORMAL && (l2e & QCOW2_OFLAG_COPIED)) {
+    if (!check_data_offset(q, l2e, error))
+      return FALSE;
+    uint64_t host = (l2e & QCOW2_L2E_OFFSET_MASK) + in;
+    q->need_sync = TRUE;
+    if (data)
+      return vmm_block_pwrite(q->bs, host, data, len, error);
+    g_autofree uint8_t *z = g_malloc0(len);
+    return vmm_block_pwrite(q->bs, host, z, len, error);
+  }
+  /* Build the whole new cluster: old content merged with the new bytes. */
+  g_autofree uint8_t *c = g_malloc(q->cluster_size);
+  uint64_t cluster_start = off - in;
+  if (len < q->cluster_size) {
+    if (type == C_ZERO && (l2e & QCOW2_L2E_OFFSET_MASK) == 0)
+      memset(c, 0, q->cluster_size);
+    else if (!read_in_cluster(q, cluster_start, type == C_ZERO ? QCOW2_OFLAG_ZERO : l2e,
+                              c, q->cluster_size, error))
+      return FALSE;
+  }
+  if (data)
+    memcpy(c + in, data, len);
+  else
+    memset(c + in, 0, len);
+  uint64_t host;
+  gboolean reuse = type == C_ZERO && (l2e & QCOW2_L2E_OFFSET_MASK) &&
+                   (l2e & QCOW2_OFLAG_COPIED);
+  if (reuse) {
+    if (!check_data_offset(q, l2e & ~QCOW2_OFLAG_ZERO, error))
+      return FALSE;
+    host = l2e & QCOW2_L2E_OFFSET_MASK;
+  } else if (!qcow2_alloc_clusters(q, 1, &host, error)) {
+    return FALSE;
+  }
+  /* data before the L2 entry that points at it */
+  if (!vmm_block_pwrite(q->bs, host, c, q->cluster_size, error))
+    return FALSE;
+  q->need_sync = TRUE;
+  if (!set_l2_entry(q, l2_off, l2i, host | QCOW2_OFLAG_COPIED, error))
+    return FALSE;
+  if (!reuse)
+    qcow2_free_l2_entry_later(q, l2e);
+  return TRUE;
+}
+
+gboolean qcow2_write(VmmBlock *bs, uint64_t off, const void *vbuf, size_t len,
+                     GError **error)
+{
+  Qcow2 *q = bs->opaque;
+  const uint8_t *buf = vbuf;
+  while (len > 0) {
+    uint64_t in = qcow2_offset_in_cluster(off, q->cluster_bits);
+    size_t n = (size_t)MIN((uint64_t)len, q->cluster_size - in);
+    if (!write_in_cluster(q, off, buf, n, error))
+      return FALSE;
+    buf += n;
+    off += n;
+    len -= n;
+  }
+  if (q->pending_free->len > 4096)
+    return qcow2_flush_all(q, error);
+  return TRUE;
+}
+
+gboolean qcow2_deallocate(Qcow2 *q, uint64_t off, uint64_t len, gboolean zero,
+                          GError **error)
+{
+  gboolean zero_flag = zero && q->version >= 3;
+  g_assert((off & (q->cluster_size - 1)) == 0);
+  for (uint64_t pos = off; pos < off + len; pos += q->cluster_size) {
+    if (zero && !zero_flag && q->backing) {
+      /* v2 has no zero clusters: hide the backing file with real zeroes */
+      if (!write_in_cluster(q, pos, NULL, q->cluster_size, error))
+        return FALSE;
+      continue;
+    }
+    uint64_t target = zero_flag ? QCOW2_OFLAG_ZERO : 0;
+    uint64_t l2e;
+    if (!qcow2_get_l2_entry(q, pos, &l2e, error))
+      return FALSE;
+    if (l2e == target)
+      continue;
+    if (pos >= q->bs->size && l2e == 0)
+      continue;
+    uint64_t l2_off;
+    if (!l2_for_write(q, qcow2_l1_index(pos, q->cluster_bits), &l2_off, error))
+      return FALSE;
+    if (!qcow2_get_l2_entry(q, pos, &l2e, error))
+      return FALSE;
+    if (!set_l2_entry(q, l2_off, qcow2_l2_index(pos, q->cluster_bits), target,
+                      error))
+      return FALSE;
+    qcow2_free_l2_entry_later(q, l2e);
+  }
+  if (q->pending_free->len > 4096)
+    return qcow2_flush_all(q, error);
+  return TRUE;
+}
+
+gboolean qcow2_discard(VmmBlock *bs, uint64_t off, uint64_t len,
+                       GError **error)
+{
+  Qcow2 *q = bs->opaque;
+  uint64_t end = off + len;
+  uint64_t a = qcow2_align_up(off, q->cluster_size);
+  uint64_t b = end & ~(uint64_t)(q->cluster_size - 1);
+  /* The last cluster of the disk counts as whole when the range reaches the
+   * end of the disk. */
+  if (end == bs->size)
+    b = qcow2_align_up(end, q->cluster_size);
+  if (a >= b) {
+    /* no whole cluster: zero up to two partial pieces */
+    uint64_t mid = MIN(a, end);
+    if (!write_in_cluster(q, off, NULL, (size_t)(mid - off), error))
+      return FALSE;
+    if (end > mid && !write_in_cluster(q, mid, NULL, (size_t)(end - mid), error))
+      return FALSE;
+    return TRUE;
+  }
+  if (a > off && !write_in_cluster(q, off, NULL, (size_t)(a - off), error))
+    return FALSE;
+  if (!qcow2_deallocate(q, a, b - a, TRUE, error))
+    return FALSE;
+  if (end > b && !write_in_cluster(q, b, NULL, (size_t)(end - b), error))
+    return FALSE;
+  return TRUE;
+}
