@@ -1,6 +1,7 @@
 /* vessel-run: the headless front end. Builds a machine from flags, runs it
  * until the guest powers off (exit 0) or something fails (one line on
  * stderr, non-zero exit). */
+#include "vmm-core/kvm/cpu-features.h"
 #include "vmm-core/machine/machine.h"
 
 #include <errno.h>
@@ -245,7 +246,7 @@ main (int argc, char **argv)
 {
   g_autofree char *memory = NULL, *firmware = NULL, *kernel = NULL;
   g_autofree char *initrd = NULL, *append = NULL, *serial = NULL;
-  g_autofree char *debugcon = NULL, *kernel_entry = NULL;
+  g_autofree char *debugcon = NULL, *kernel_entry = NULL, *cpu = NULL;
   int cpus = 1;
   gboolean sercon = FALSE, boot_menu = FALSE;
   GOptionEntry entries[] = {
@@ -253,6 +254,9 @@ main (int argc, char **argv)
       "Guest memory, e.g. 512M or 4G (default 512M)", "SIZE" },
     { "cpus", 0, 0, G_OPTION_ARG_INT, &cpus, "Number of vCPUs (default 1)",
       "N" },
+    { "cpu", 0, 0, G_OPTION_ARG_STRING, &cpu,
+      "CPU model: host, or host with features hidden, e.g. host,-cx16",
+      "MODEL" },
     { "firmware", 0, 0, G_OPTION_ARG_FILENAME, &firmware,
       "BIOS image (default: the installed SeaBIOS)", "PATH" },
     { "kernel", 0, 0, G_OPTION_ARG_FILENAME, &kernel,
@@ -302,6 +306,13 @@ main (int argc, char **argv)
         die_usage ("--kernel-entry: '%s' is not auto, linux, pvh or "
                    "multiboot", kernel_entry);
     }
+  if (cpu)
+    {
+      g_autoptr (GArray) patches
+          = g_array_new (FALSE, FALSE, sizeof (vmm_cpu_feature_patch));
+      if (!vmm_cpu_features_parse (cpu, patches, &error))
+        die_usage ("--cpu: %s", error->message);
+    }
   if (firmware && !g_file_test (firmware, G_FILE_TEST_IS_REGULAR))
     die_usage ("--firmware %s: no such file", firmware);
   if (kernel && !g_file_test (kernel, G_FILE_TEST_IS_REGULAR))
@@ -316,6 +327,7 @@ main (int argc, char **argv)
   vmm_machine_config cfg = {
     .memory = memory ? parse_size ("--memory", memory) : (UINT64_C (512) << 20),
     .cpus = (unsigned) cpus,
+    .cpu_model = cpu,
     .firmware = firmware,
     .kernel = kernel,
     .initrd = initrd,

@@ -1,6 +1,8 @@
 /* VM and vCPU lifecycle over /dev/kvm (the KVM API, Documentation/virt/kvm/api.rst). */
 #include "vmm-core/kvm/vm.h"
 
+#include "vmm-core/kvm/cpu-features.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
@@ -81,6 +83,7 @@ struct vmm_vm {
   unsigned nparked;
   bool threads_started;
   uint8_t ioapic_id;
+  GArray *cpu_patches; /* vmm_cpu_feature_patch */
 
   /* Registrations replayed by a rebuild. */
   GMutex fds_lock;
@@ -233,6 +236,23 @@ vcpu_set_cpuid (vmm_vm *vm, vmm_vcpu *vcpu, GError **error)
       else if (e->function == 0x80000008)
         e->ecx = (e->ecx & ~0xf0ffu) | (shift << 12) | (vm->ncpus - 1);
     }
+  for (guint i = 0; vm->cpu_patches && i < vm->cpu_patches->len; i++)
+    {
+      const vmm_cpu_feature_patch *p
+          = &g_array_index (vm->cpu_patches, vmm_cpu_feature_patch, i);
+      struct kvm_cpuid_entry2 *pe = cpuid_find (c, p->function, p->index);
+      struct kvm_cpuid_entry2 *se = cpuid_find (src, p->function, p->index);
+      if (!pe || !se)
+        continue;
+      uint32_t *dst = p->reg == 0 ? &pe->eax : p->reg == 1 ? &pe->ebx
+                      : p->reg == 2 ? &pe->ecx : &pe->edx;
+      uint32_t offered = p->reg == 0 ? se->eax : p->reg == 1 ? se->ebx
+                         : p->reg == 2 ? se->ecx : se->edx;
+      if (p->present)
+        *dst |= offered & (1u << p->bit);
+      else
+        *dst &= ~(1u << p->bit);
+    }
   if (ioctl (vcpu->fd, KVM_SET_CPUID2, c) < 0)
     return set_errno_error (error, "KVM_SET_CPUID2");
   return TRUE;
@@ -336,6 +356,22 @@ vm_apply_ioapic_id (vmm_vm *vm, GError **error)
   chip.chip.ioapic.id = vm->ioapic_id;
   if (ioctl (vm->fd, KVM_SET_IRQCHIP, &chip) < 0)
     return set_errno_error (error, "KVM_SET_IRQCHIP");
+  return TRUE;
+}
+
+gboolean
+vmm_vm_set_cpu_model (vmm_vm *vm, const char *spec, GError **error)
+{
+  g_autoptr (GArray) patches
+      = g_array_new (FALSE, FALSE, sizeof (vmm_cpu_feature_patch));
+  if (!vmm_cpu_features_parse (spec, patches, error))
+    return FALSE;
+  if (vm->cpu_patches)
+    g_array_unref (vm->cpu_patches);
+  vm->cpu_patches = g_steal_pointer (&patches);
+  for (unsigned i = 0; i < vm->ncpus; i++)
+    if (!vcpu_set_cpuid (vm, &vm->vcpus[i], error))
+      return FALSE;
   return TRUE;
 }
 
@@ -683,6 +719,8 @@ vmm_vm_free (vmm_vm *vm)
   if (vm->kvm_fd >= 0)
     close (vm->kvm_fd);
   g_free (vm->supported_cpuid);
+  if (vm->cpu_patches)
+    g_array_unref (vm->cpu_patches);
   g_array_unref (vm->slots);
   g_array_unref (vm->ioeventfds);
   g_array_unref (vm->msi_routes);

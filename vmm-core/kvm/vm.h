@@ -55,6 +55,10 @@ gboolean vmm_vm_map (vmm_vm *vm, uint64_t gpa, uint64_t len, void *host,
                      bool readonly, GError **error);
 void vmm_vm_unmap (vmm_vm *vm, uint64_t gpa);
 
+/* Applies "host,-feature,..." to every vCPU's CPUID (before start; kept
+ * across rebuilds). Adding back only works for what KVM offers. */
+gboolean vmm_vm_set_cpu_model (vmm_vm *vm, const char *spec, GError **error);
+
 /* The in-kernel I/O APIC's ID (what the MADT says); kept across rebuilds. */
 gboolean vmm_vm_set_ioapic_id (vmm_vm *vm, uint8_t id, GError **error);
 

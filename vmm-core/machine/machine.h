@@ -25,6 +25,7 @@ typedef enum {
 typedef struct vmm_machine_config {
   uint64_t memory; /* bytes */
   unsigned cpus;
+  const char *cpu_model; /* "host[,-feature...]"; NULL: host */
   const char *firmware; /* SeaBIOS image; NULL: the installed one */
   /* Direct boot instead of firmware when set. */
   const char *kernel;

@@ -687,6 +687,7 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   m->cfg.kernel = m->kernel;
   m->cfg.initrd = m->initrd;
   m->cfg.cmdline = m->cmdline;
+  m->cfg.cpu_model = NULL; /* applied once, at creation */
   m->cfg.bootorder = (const char *const *) m->bootorder;
   g_mutex_init (&m->state_lock);
   m->state = VMM_MACHINE_STOPPED;
@@ -724,6 +725,8 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   h.opaque = m;
   m->vm = vmm_vm_new (cfg->cpus, &h, error);
   if (!m->vm)
+    goto fail;
+  if (cfg->cpu_model && !vmm_vm_set_cpu_model (m->vm, cfg->cpu_model, error))
     goto fail;
   if (!pc_map_memory (m, error))
     goto fail;
