@@ -86,6 +86,36 @@ parse_output (const char *flag, const char *spec, bool allow_stdio,
              allow_stdio ? "stdio" : "a destination:");
 }
 
+/* PATH[,format=raw|qcow2][,if=ide|virtio][,readonly] */
+static void
+parse_disk (const char *spec, vmm_disk_config *d)
+{
+  g_auto (GStrv) parts = g_strsplit (spec, ",", -1);
+  if (!parts[0] || !parts[0][0])
+    die_usage ("--disk: '%s' names no file", spec);
+  d->path = g_strdup (parts[0]);
+  d->format = NULL;
+  d->interface = VMM_DISK_VIRTIO;
+  d->readonly = false;
+  for (size_t i = 1; parts[i]; i++)
+    {
+      const char *o = parts[i];
+      if (strcmp (o, "format=raw") == 0 || strcmp (o, "format=qcow2") == 0)
+        d->format = g_strdup (o + strlen ("format="));
+      else if (strcmp (o, "if=ide") == 0)
+        d->interface = VMM_DISK_IDE;
+      else if (strcmp (o, "if=virtio") == 0)
+        d->interface = VMM_DISK_VIRTIO;
+      else if (strcmp (o, "readonly") == 0 || strcmp (o, "readonly=on") == 0)
+        d->readonly = true;
+      else
+        die_usage ("--disk %s: '%s' is not format=raw|qcow2, if=ide|virtio "
+                   "or readonly", spec, o);
+    }
+  if (!g_file_test (d->path, G_FILE_TEST_IS_REGULAR))
+    die_usage ("--disk %s: no such file", d->path);
+}
+
 /* 512, 512M, 4G, 1T (a bare number is MiB, as in QEMU). */
 static uint64_t
 parse_size (const char *flag, const char *s)
@@ -247,6 +277,8 @@ main (int argc, char **argv)
   g_autofree char *memory = NULL, *firmware = NULL, *kernel = NULL;
   g_autofree char *initrd = NULL, *append = NULL, *serial = NULL;
   g_autofree char *debugcon = NULL, *kernel_entry = NULL, *cpu = NULL;
+  g_auto (GStrv) disk_specs = NULL;
+  g_autofree char *cdrom = NULL, *boot = NULL;
   int cpus = 1;
   gboolean sercon = FALSE, boot_menu = FALSE;
   GOptionEntry entries[] = {
@@ -267,6 +299,13 @@ main (int argc, char **argv)
       "Kernel command line for --kernel", "STR" },
     { "kernel-entry", 0, 0, G_OPTION_ARG_STRING, &kernel_entry,
       "How to enter --kernel: auto, linux, pvh or multiboot", "HOW" },
+    { "disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &disk_specs,
+      "A disk image (repeatable): PATH[,format=raw|qcow2][,if=ide|virtio]"
+      "[,readonly]; virtio unless if=ide", "SPEC" },
+    { "cdrom", 0, 0, G_OPTION_ARG_FILENAME, &cdrom,
+      "An ISO image in the CD-ROM drive", "ISO" },
+    { "boot", 0, 0, G_OPTION_ARG_STRING, &boot,
+      "What firmware boots first: cdrom or disk", "cdrom|disk" },
     { "serial", 0, 0, G_OPTION_ARG_STRING, &serial,
       "COM1: stdio, file:PATH or none (default stdio)", "DEST" },
     { "debugcon", 0, 0, G_OPTION_ARG_STRING, &debugcon,
@@ -313,6 +352,24 @@ main (int argc, char **argv)
       if (!vmm_cpu_features_parse (cpu, patches, &error))
         die_usage ("--cpu: %s", error->message);
     }
+  vmm_boot_device boot_device = VMM_BOOT_DEFAULT;
+  if (boot)
+    {
+      if (strcmp (boot, "cdrom") == 0 || strcmp (boot, "d") == 0)
+        boot_device = VMM_BOOT_CDROM;
+      else if (strcmp (boot, "disk") == 0 || strcmp (boot, "c") == 0)
+        boot_device = VMM_BOOT_DISK;
+      else
+        die_usage ("--boot: '%s' is not cdrom or disk", boot);
+    }
+  size_t n_disks = disk_specs ? g_strv_length (disk_specs) : 0;
+  if (n_disks > VMM_MACHINE_MAX_DISKS)
+    die_usage ("--disk: at most %d disks", VMM_MACHINE_MAX_DISKS);
+  vmm_disk_config disks[VMM_MACHINE_MAX_DISKS] = { 0 };
+  for (size_t i = 0; i < n_disks; i++)
+    parse_disk (disk_specs[i], &disks[i]);
+  if (cdrom && !g_file_test (cdrom, G_FILE_TEST_IS_REGULAR))
+    die_usage ("--cdrom %s: no such file", cdrom);
   if (firmware && !g_file_test (firmware, G_FILE_TEST_IS_REGULAR))
     die_usage ("--firmware %s: no such file", firmware);
   if (kernel && !g_file_test (kernel, G_FILE_TEST_IS_REGULAR))
@@ -335,6 +392,10 @@ main (int argc, char **argv)
     .kernel_protocol = protocol,
     .firmware_serial_console = sercon,
     .boot_menu = boot_menu,
+    .disks = disks,
+    .n_disks = n_disks,
+    .cdrom = cdrom,
+    .boot = boot_device,
   };
   if (r.serial.fd >= 0)
     cfg.serial = (vmm_chardev) { output_write, &r.serial };
@@ -345,7 +406,7 @@ main (int argc, char **argv)
   if (!r.machine)
     {
       fprintf (stderr, "vessel-run: %s\n", error->message);
-      return EXIT_GUEST_ERROR;
+      goto out;
     }
   r.loop = g_main_loop_new (NULL, FALSE);
   vmm_machine_set_state_callback (r.machine, on_state, &r);
@@ -356,18 +417,22 @@ main (int argc, char **argv)
   if (r.serial.fd == STDOUT_FILENO)
     stdin_flush_pending (&r);
 
-  if (!vmm_machine_start (r.machine, &error))
-    {
-      fprintf (stderr, "vessel-run: %s\n", error->message);
-      vmm_machine_free (r.machine);
-      return EXIT_GUEST_ERROR;
-    }
-  g_main_loop_run (r.loop);
+  if (vmm_machine_start (r.machine, &error))
+    g_main_loop_run (r.loop);
+  else
+    fprintf (stderr, "vessel-run: %s\n", error->message);
   vmm_machine_free (r.machine);
   g_main_loop_unref (r.loop);
+
+out:
   if (r.serial.owned)
     close (r.serial.fd);
   if (r.debugcon.owned)
     close (r.debugcon.fd);
+  for (size_t i = 0; i < n_disks; i++)
+    {
+      g_free ((char *) disks[i].path);
+      g_free ((char *) disks[i].format);
+    }
   return r.status;
 }

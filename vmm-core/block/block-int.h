@@ -35,6 +35,7 @@ struct VmmBlock {
   const VmmBlockDriver *drv;
   char *filename;
   int fd;
+  int dfd;                 /* O_DIRECT descriptor for aligned I/O, or -1 */
   gboolean read_only;
   unsigned flags;
   uint64_t size;           /* virtual size */
@@ -57,7 +58,12 @@ VmmBlock *vmm_block_open_internal(const char *path, const char *format,
                                   unsigned flags, int depth, GError **error);
 
 /* Host file helpers: full-length pread/pwrite that set a GError naming the
- * file.  Reads past the end of the file return zeroes. */
+ * file.  Reads past the end of the file return zeroes.  With
+ * VMM_BLOCK_OPEN_DIRECT, requests whose buffer, offset and length are
+ * 512-byte aligned bypass the page cache (a second, O_DIRECT descriptor);
+ * others (metadata updates of a few bytes) go through the page cache, which
+ * the kernel keeps coherent with direct I/O. */
+#define VMM_BLOCK_DIRECT_ALIGN 512
 gboolean vmm_block_pread(VmmBlock *bs, uint64_t off, void *buf, size_t len,
                          GError **error);
 gboolean vmm_block_pwrite(VmmBlock *bs, uint64_t off, const void *buf,

@@ -129,6 +129,11 @@ VmmBlock *vmm_block_open_internal(const char *path, const char *format,
   bs->drv = drv;
   bs->filename = g_strdup(path);
   bs->fd = fd;
+  bs->dfd = -1;
+  if (flags & VMM_BLOCK_OPEN_DIRECT) {
+    /* file systems without O_DIRECT (tmpfs) keep using the page cache */
+    bs->dfd = open(path, oflags | O_DIRECT);
+  }
   bs->read_only = ro;
   bs->flags = flags;
   bs->depth = depth;
@@ -137,6 +142,8 @@ VmmBlock *vmm_block_open_internal(const char *path, const char *format,
   g_cond_init(&bs->async_cond);
   if (!drv->open(bs, flags, error)) {
     close(fd);
+    if (bs->dfd >= 0)
+      close(bs->dfd);
     g_rec_mutex_clear(&bs->lock);
     g_mutex_clear(&bs->async_lock);
     g_cond_clear(&bs->async_cond);
@@ -153,6 +160,16 @@ VmmBlock *vmm_block_open(const char *path, const char *format, unsigned flags,
   return vmm_block_open_internal(path, format, flags, 0, error);
 }
 
+VmmBlock *vmm_block_open_with_context(const char *path, const char *format,
+                                      unsigned flags, GMainContext *context,
+                                      GError **error)
+{
+  VmmBlock *bs = vmm_block_open_internal(path, format, flags, 0, error);
+  if (bs)
+    vmm_block_set_completion_context(bs, context);
+  return bs;
+}
+
 gboolean vmm_block_close(VmmBlock *bs, GError **error)
 {
   if (!bs)
@@ -165,6 +182,8 @@ gboolean vmm_block_close(VmmBlock *bs, GError **error)
     ok = vmm_block_flush(bs, error);
   bs->drv->close(bs);
   close(bs->fd);
+  if (bs->dfd >= 0)
+    close(bs->dfd);
   g_rec_mutex_clear(&bs->lock);
   g_mutex_clear(&bs->async_lock);
   g_cond_clear(&bs->async_cond);
@@ -432,6 +451,19 @@ gboolean vmm_block_set_backing(VmmBlock *bs, const char *backing_file,
            qcow2_set_backing(bs, backing_file, backing_format, error));
 }
 
+gboolean vmm_block_write_compressed(VmmBlock *bs, uint64_t offset,
+                                    const void *buf, size_t len,
+                                    GError **error)
+{
+  if (!need_qcow2(bs, "compressed writes", error) ||
+      !check_writable(bs, error) || !check_range(bs, offset, len, error))
+    return FALSE;
+  g_rec_mutex_lock(&bs->lock);
+  gboolean ok = qcow2_write_compressed(bs, offset, buf, len, error);
+  g_rec_mutex_unlock(&bs->lock);
+  return ok;
+}
+
 gboolean vmm_block_make_empty(VmmBlock *bs, GError **error)
 {
   QCOW2_OP("emptying", qcow2_make_empty(bs, error));
@@ -439,12 +471,27 @@ gboolean vmm_block_make_empty(VmmBlock *bs, GError **error)
 
 /* ---- host file helpers ---- */
 
+static int pick_fd(VmmBlock *bs, uint64_t off, const void *buf, size_t len)
+{
+  if (bs->dfd >= 0 &&
+      (((uintptr_t)buf | off | len) & (VMM_BLOCK_DIRECT_ALIGN - 1)) == 0)
+    return bs->dfd;
+  return bs->fd;
+}
+
 gboolean vmm_block_pread(VmmBlock *bs, uint64_t off, void *buf, size_t len,
                          GError **error)
 {
   uint8_t *p = buf;
+  int fd = pick_fd(bs, off, buf, len);
   while (len > 0) {
-    ssize_t n = pread(bs->fd, p, len, (off_t)off);
+    ssize_t n = pread(fd, p, len, (off_t)off);
+    if (n < 0 && errno == EINVAL && fd != bs->fd) {
+      fd = bs->fd; /* alignment the device refuses: buffered instead */
+      continue;
+    }
+    if (n > 0 && fd != bs->fd && ((size_t)n & (VMM_BLOCK_DIRECT_ALIGN - 1)))
+      fd = bs->fd; /* short read at the end of the file */
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -468,8 +515,15 @@ gboolean vmm_block_pwrite(VmmBlock *bs, uint64_t off, const void *buf,
                           size_t len, GError **error)
 {
   const uint8_t *p = buf;
+  int fd = pick_fd(bs, off, buf, len);
   while (len > 0) {
-    ssize_t n = pwrite(bs->fd, p, len, (off_t)off);
+    ssize_t n = pwrite(fd, p, len, (off_t)off);
+    if (n < 0 && errno == EINVAL && fd != bs->fd) {
+      fd = bs->fd;
+      continue;
+    }
+    if (n > 0 && fd != bs->fd && ((size_t)n & (VMM_BLOCK_DIRECT_ALIGN - 1)))
+      fd = bs->fd;
     if (n < 0) {
       if (errno == EINTR)
         continue;

@@ -43,7 +43,13 @@ typedef struct VmmBlock VmmBlock;
 
 VmmBlock *vmm_block_open(const char *path, const char *format, unsigned flags,
                          GError **error);
-/* Flushes and closes; errors on the final flush are returned. */
+/* The same, with asynchronous completions posted to context (NULL: on the
+ * worker thread); see vmm_block_set_completion_context(). */
+VmmBlock *vmm_block_open_with_context(const char *path, const char *format,
+                                      unsigned flags, GMainContext *context,
+                                      GError **error);
+/* Flushes and closes; errors on the final flush are returned.  Drain
+ * asynchronous requests first when completions go to a GMainContext. */
 gboolean vmm_block_close(VmmBlock *bs, GError **error);
 
 gboolean vmm_block_read(VmmBlock *bs, uint64_t offset, void *buf, size_t len,
@@ -170,6 +176,12 @@ typedef struct {
   gboolean dirty;
 } VmmBlockInfo;
 void vmm_block_get_info(VmmBlock *bs, VmmBlockInfo *info);
+
+/* qcow2 only: writes one whole cluster (the last may be partial at the end
+ * of the disk) deflate-compressed, or plainly if it does not shrink. */
+gboolean vmm_block_write_compressed(VmmBlock *bs, uint64_t offset,
+                                    const void *buf, size_t len,
+                                    GError **error);
 
 /* Rewrite the backing file reference only (rebase -u). */
 gboolean vmm_block_set_backing(VmmBlock *bs, const char *backing_file,

@@ -234,6 +234,23 @@ static gboolean read_in_cluster(Qcow2 *q, uint64_t off, uint64_t l2e,
   return FALSE;
 }
 
+/* Data I/O to a mapped cluster runs without the image lock, so requests on
+ * other clusters proceed meanwhile (the lock is held once, by block.c).  The
+ * cluster cannot be freed and reused under us: frees are only applied when
+ * no such I/O is in flight. */
+static gboolean unlocked_io(Qcow2 *q, gboolean write, uint64_t host, void *buf,
+                            size_t len, GError **error)
+{
+  VmmBlock *bs = q->bs;
+  q->io_in_flight++;
+  g_rec_mutex_unlock(&bs->lock);
+  gboolean ok = write ? vmm_block_pwrite(bs, host, buf, len, error)
+                      : vmm_block_pread(bs, host, buf, len, error);
+  g_rec_mutex_lock(&bs->lock);
+  q->io_in_flight--;
+  return ok;
+}
+
 gboolean qcow2_read(VmmBlock *bs, uint64_t off, void *vbuf, size_t len,
                     GError **error)
 {
@@ -255,7 +272,7 @@ gboolean qcow2_read(VmmBlock *bs, uint64_t off, void *vbuf, size_t len,
       if (run_len && run_host + run_len == host && run_buf + run_len == buf) {
         run_len += n;
       } else {
-        if (run_len && !vmm_block_pread(bs, run_host, run_buf, run_len, error))
+        if (run_len && !unlocked_io(q, FALSE, run_host, run_buf, run_len, error))
           return FALSE;
         run_host = host;
         run_buf = buf;
@@ -268,7 +285,7 @@ gboolean qcow2_read(VmmBlock *bs, uint64_t off, void *vbuf, size_t len,
     off += n;
     len -= n;
   }
-  if (run_len && !vmm_block_pread(bs, run_host, run_buf, run_len, error))
+  if (run_len && !unlocked_io(q, FALSE, run_host, run_buf, run_len, error))
     return FALSE;
   return TRUE;
 }
@@ -409,6 +426,10 @@ static gboolean set_l2_entry(Qcow2 *q, uint64_t l2_off, uint64_t l2i,
   return TRUE;
 }
 
+static gboolean write_new_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
+                                  size_t len, uint64_t l2_off, uint64_t l2i,
+                                  uint64_t l2e, uint8_t *c, GError **error);
+
 /* Writes [off, off+len) inside one guest cluster; data NULL means zeroes. */
 static gboolean write_in_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
                                  size_t len, GError **error)
@@ -434,12 +455,23 @@ static gboolean write_in_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
     uint64_t host = (l2e & QCOW2_L2E_OFFSET_MASK) + in;
     q->need_sync = TRUE;
     if (data)
-      return vmm_block_pwrite(q->bs, host, data, len, error);
+      return unlocked_io(q, TRUE, host, (void *)data, len, error);
     g_autofree uint8_t *z = g_malloc0(len);
     return vmm_block_pwrite(q->bs, host, z, len, error);
   }
   /* Build the whole new cluster: old content merged with the new bytes. */
-  g_autofree uint8_t *c = g_malloc(q->cluster_size);
+  uint8_t *c = g_aligned_alloc(1, q->cluster_size, 4096);
+  gboolean ok = write_new_cluster(q, off, data, len, l2_off, l2i, l2e, c, error);
+  g_aligned_free(c);
+  return ok;
+}
+
+static gboolean write_new_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
+                                  size_t len, uint64_t l2_off, uint64_t l2i,
+                                  uint64_t l2e, uint8_t *c, GError **error)
+{
+  ClusterType type = classify(q, l2e);
+  uint64_t in = qcow2_offset_in_cluster(off, q->cluster_bits);
   uint64_t cluster_start = off - in;
   if (len < q->cluster_size) {
     if (type == C_ZERO && (l2e & QCOW2_L2E_OFFSET_MASK) == 0)
@@ -448,7 +480,10 @@ static gboolean write_in_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
                               c, q->cluster_size, error))
       return FALSE;
   }
-  if (data)
+  const uint8_t *src = c;
+  if (data && len == q->cluster_size)
+    src = data; /* whole cluster: no merge, no copy */
+  else if (data)
     memcpy(c + in, data, len);
   else
     memset(c + in, 0, len);
@@ -463,7 +498,7 @@ static gboolean write_in_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
     return FALSE;
   }
   /* data before the L2 entry that points at it */
-  if (!vmm_block_pwrite(q->bs, host, c, q->cluster_size, error))
+  if (!vmm_block_pwrite(q->bs, host, src, q->cluster_size, error))
     return FALSE;
   q->need_sync = TRUE;
   if (!set_l2_entry(q, l2_off, l2i, host | QCOW2_OFLAG_COPIED, error))
@@ -553,5 +588,103 @@ gboolean qcow2_discard(VmmBlock *bs, uint64_t off, uint64_t len,
     return FALSE;
   if (end > b && !write_in_cluster(q, b, NULL, (size_t)(end - b), error))
     return FALSE;
+  return TRUE;
+}
+
+/* Writes one whole guest cluster deflate-compressed (qemu-img convert -c).
+ * Compressed clusters are packed back to back: a host cluster's refcount is
+ * the number of compressed clusters that touch it.  Data that does not
+ * shrink is written as a normal cluster. */
+gboolean qcow2_write_compressed(VmmBlock *bs, uint64_t off, const void *buf,
+                                size_t len, GError **error)
+{
+  Qcow2 *q = bs->opaque;
+  uint32_t cs = q->cluster_size;
+  if ((off & (cs - 1)) || len > cs || (len < cs && off + cs < bs->size)) {
+    QCOW2_ERR(error, INVALID, q, "compressed writes must cover one whole "
+              "cluster (%u bytes) at a cluster boundary", cs);
+    return FALSE;
+  }
+  g_autofree uint8_t *in = g_malloc0(cs);
+  memcpy(in, buf, len);
+  g_autofree uint8_t *out = g_malloc(cs);
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
+    QCOW2_ERR(error, FAILED, q, "zlib initialisation failed");
+    return FALSE;
+  }
+  z.next_in = in;
+  z.avail_in = cs;
+  z.next_out = out;
+  z.avail_out = cs;
+  int ret = deflate(&z, Z_FINISH);
+  size_t clen = cs - z.avail_out;
+  deflateEnd(&z);
+  if (!qcow2_before_change(q, error))
+    return FALSE;
+  if (ret != Z_STREAM_END || clen >= cs)
+    return qcow2_write(bs, off, in, len, error); /* does not pay */
+
+  uint64_t l2_off;
+  if (!l2_for_write(q, qcow2_l1_index(off, q->cluster_bits), &l2_off, error))
+    return FALSE;
+  uint64_t host = 0;
+  gboolean placed = FALSE;
+  if (q->comp_next && q->comp_next < q->comp_end) {
+    /* narrow refcounts (refcount_bits=1) may not allow another user */
+    uint64_t rc;
+    if (!qcow2_get_refcount(q, q->comp_next >> q->cluster_bits, &rc, error))
+      return FALSE;
+    if (rc >= q->refcount_max)
+      q->comp_next = q->comp_end = 0;
+  }
+  if (q->comp_next && q->comp_next + clen <= q->comp_end) {
+    host = q->comp_next;
+    if (!qcow2_update_refcount(q, host >> q->cluster_bits, 1, error))
+      return FALSE;
+    placed = TRUE;
+  } else if (q->comp_next && (q->comp_end >> q->cluster_bits) == q->alloc_end) {
+    /* continue into clusters appended right after the current one */
+    uint64_t extra = (q->comp_next + clen - q->comp_end + cs - 1) / cs, got;
+    if (!qcow2_alloc_clusters_at_end(q, extra, &got, error))
+      return FALSE;
+    if (got == q->comp_end) {
+      host = q->comp_next;
+      /* the partly used cluster gains a user (unless it is already full) */
+      if (q->comp_next < q->comp_end &&
+          !qcow2_update_refcount(q, host >> q->cluster_bits, 1, error))
+        return FALSE;
+      q->comp_end += extra * cs;
+      placed = TRUE;
+    } else {
+      qcow2_free_later(q, got, extra * cs); /* not contiguous after all */
+    }
+  }
+  if (!placed) {
+    uint64_t n = (clen + cs - 1) / cs;
+    if (!qcow2_alloc_clusters(q, n, &host, error))
+      return FALSE;
+    q->comp_end = host + n * cs;
+  }
+  q->comp_next = host + clen;
+  uint32_t x = 62 - (q->cluster_bits - 8);
+  if (host >> x) {
+    QCOW2_ERR(error, UNSUPPORTED, q, "compressed data at 0x%" G_GINT64_MODIFIER
+              "x is beyond what a compressed descriptor can address", host);
+    return FALSE;
+  }
+  uint64_t nb = ((host + clen - 1) >> 9) - (host >> 9);
+  if (!vmm_block_pwrite(bs, host, out, clen, error))
+    return FALSE;
+  q->need_sync = TRUE;
+  uint64_t l2e;
+  if (!qcow2_get_l2_entry(q, off, &l2e, error) ||
+      !set_l2_entry(q, l2_off, qcow2_l2_index(off, q->cluster_bits),
+                    QCOW2_OFLAG_COMPRESSED | (nb << x) | host, error))
+    return FALSE;
+  qcow2_free_l2_entry_later(q, l2e);
+  q->dbuf_desc = 0;
   return TRUE;
 }

@@ -118,11 +118,17 @@ gboolean qcow2_write_reftable(Qcow2 *q, GError **error)
 static gboolean append_clusters(Qcow2 *q, uint64_t n, uint64_t *first,
                                 GError **error)
 {
-  uint64_t c = MAX(q->alloc_end, 1);
+  uint64_t c = MAX(q->alloc_end, 1), skipped = 0;
   for (uint64_t i = 0; i < n;) {
     uint64_t rc;
     if (!qcow2_get_refcount(q, c + i, &rc, error))
       return FALSE;
+    if (rc && ++skipped > QCOW2_MAX_USED_PAST_END) {
+      QCOW2_ERR(error, CORRUPT, q, "more than %d clusters past the end of the "
+                "image have non-zero refcounts (run 'vessel-img check -r all')",
+                QCOW2_MAX_USED_PAST_END);
+      return FALSE;
+    }
     if (rc) {
       c = c + i + 1;
       i = 0;
@@ -187,6 +193,8 @@ gboolean qcow2_update_refcount(Qcow2 *q, uint64_t cluster, int64_t delta,
     return FALSE;
   }
   v = (uint64_t)((int64_t)v + delta);
+  if (delta < 0)
+    q->comp_next = q->comp_end = 0; /* never pack into a cluster being freed */
   qcow2_refcount_set(b, i, q->refcount_order, v);
   qcow2_cache_mark_dirty(q->refblock_cache, off);
   if (v == 0 && cluster < q->free_hint)
@@ -243,6 +251,45 @@ static gboolean grow_reftable(Qcow2 *q, uint64_t min_entries, GError **error)
   return TRUE;
 }
 
+static gboolean in_range(uint64_t off, uint64_t start, uint64_t len)
+{
+  return len && off >= (start & ~UINT64_C(511)) && off < start + len;
+}
+
+/* A cluster with refcount 0 that the metadata still uses means the refcounts
+ * are wrong; reusing it would destroy the image.  Checked for the tables we
+ * hold in memory (cheap); the image is marked corrupt if one is hit. */
+static const char *metadata_user(Qcow2 *q, uint64_t c)
+{
+  uint64_t off = c << q->cluster_bits;
+  if (off == 0)
+    return "header";
+  if (in_range(off, q->l1_table_offset, (uint64_t)q->l1_size * 8))
+    return "L1 table";
+  if (in_range(off, q->refcount_table_offset,
+               (uint64_t)q->refcount_table_clusters << q->cluster_bits))
+    return "refcount table";
+  if (q->nb_snapshots && in_range(off, q->snapshots_offset, q->snapshots_size))
+    return "snapshot table";
+  for (uint64_t i = 0; i < q->refcount_table_size; i++)
+    if ((q->refcount_table[i] & QCOW2_REFT_OFFSET_MASK) == off)
+      return "refcount block";
+  for (uint32_t i = 0; i < q->l1_size; i++)
+    if ((q->l1_table[i] & QCOW2_L1E_OFFSET_MASK) == off)
+      return "L2 table";
+  return NULL;
+}
+
+static void mark_corrupt(Qcow2 *q)
+{
+  if (q->version < 3)
+    return;
+  uint8_t b[8];
+  q->incompatible |= QCOW2_INCOMPAT_CORRUPT;
+  qcow2_put_be64(b, q->incompatible);
+  vmm_block_pwrite(q->bs, 72, b, 8, NULL);
+}
+
 gboolean qcow2_alloc_clusters(Qcow2 *q, uint64_t n, uint64_t *offset,
                               GError **error)
 {
@@ -255,6 +302,15 @@ gboolean qcow2_alloc_clusters(Qcow2 *q, uint64_t n, uint64_t *offset,
       if (!qcow2_get_refcount(q, c, &rc, error))
         return FALSE;
       if (rc == 0) {
+        const char *user = metadata_user(q, c);
+        if (user) {
+          mark_corrupt(q);
+          QCOW2_ERR(error, CORRUPT, q, "refcounts are inconsistent: cluster "
+                    "0x%" G_GINT64_MODIFIER "x has refcount 0 but holds the "
+                    "%s; the image is now marked corrupt (repair it with "
+                    "'vessel-img check -r all')", c << q->cluster_bits, user);
+          return FALSE;
+        }
         found = TRUE;
         break;
       }
@@ -268,6 +324,19 @@ gboolean qcow2_alloc_clusters(Qcow2 *q, uint64_t n, uint64_t *offset,
       return FALSE;
   if (q->free_hint > c + n && n == 1)
     q->free_hint = c + 1;
+  *offset = c << q->cluster_bits;
+  return TRUE;
+}
+
+gboolean qcow2_alloc_clusters_at_end(Qcow2 *q, uint64_t n, uint64_t *offset,
+                                     GError **error)
+{
+  uint64_t c;
+  if (!append_clusters(q, n, &c, error))
+    return FALSE;
+  for (uint64_t i = 0; i < n; i++)
+    if (!qcow2_update_refcount(q, c + i, 1, error))
+      return FALSE;
   *offset = c << q->cluster_bits;
   return TRUE;
 }
@@ -330,6 +399,10 @@ gboolean qcow2_update_tree_refcounts(Qcow2 *q, const uint64_t *l1,
                                      gboolean dry_run, GError **error)
 {
   g_autofree uint8_t *t = g_malloc(q->cluster_size);
+  /* dry run: how often each cluster is reached (packed compressed clusters
+   * share host clusters), so the check is exact */
+  g_autoptr(GHashTable) seen = dry_run ? g_hash_table_new(g_direct_hash,
+                                                          g_direct_equal) : NULL;
   for (uint32_t i = 0; i < l1_size; i++) {
     uint64_t l2_off = l1[i] & QCOW2_L1E_OFFSET_MASK;
     if (!l2_off)
@@ -352,6 +425,10 @@ gboolean qcow2_update_tree_refcounts(Qcow2 *q, const uint64_t *l1,
           uint64_t rc;
           if (!qcow2_get_refcount(q, o >> q->cluster_bits, &rc, error))
             return FALSE;
+          gpointer key = GSIZE_TO_POINTER(o >> q->cluster_bits);
+          uint64_t before = GPOINTER_TO_SIZE(g_hash_table_lookup(seen, key));
+          g_hash_table_insert(seen, key, GSIZE_TO_POINTER(before + 1));
+          rc += before * (uint64_t)delta;
           if (rc + (uint64_t)delta > q->refcount_max || rc == 0) {
             if (rc == 0)
               QCOW2_ERR(error, CORRUPT, q, "cluster 0x%" G_GINT64_MODIFIER
@@ -722,6 +799,9 @@ static gboolean do_check(Qcow2 *q, VmmBlockCheckResult *res, gboolean fix,
   for (uint64_t i = 0; i < q->refcount_table_size; i++)
     if (q->refcount_table[i] & QCOW2_REFT_OFFSET_MASK)
       limit = MAX(limit, (i + 1) * rbe);
+  /* refcounts far past the end of the file are not compared (a crafted
+   * table would make this loop endless); the blocks just past it are */
+  limit = MIN(limit, ((w.nb >> q->refblock_bits) + 2) * rbe);
   blk = g_malloc(q->cluster_size);
   uint64_t loaded = UINT64_MAX;
   gboolean blk_valid = FALSE;

@@ -216,6 +216,19 @@ static gboolean load_l1(Qcow2 *q, const Qcow2Snapshot *s, uint64_t **out,
   return TRUE;
 }
 
+/* A refused request (bad name, refcounts too narrow) changed nothing and
+ * clears the dirty bit again; any other failure keeps it so the next open
+ * repairs refcounts and bit 63. */
+static gboolean finish(Qcow2 *q, gboolean ok, gboolean marked, GError **error)
+{
+  if (ok)
+    return qcow2_end_metadata_op(q, marked, error);
+  if (*error && ((*error)->code == VMM_BLOCK_ERROR_INVALID ||
+                 (*error)->code == VMM_BLOCK_ERROR_UNSUPPORTED))
+    qcow2_end_metadata_op(q, marked, NULL);
+  return FALSE;
+}
+
 static gboolean snapshot_create(VmmBlock *bs, const char *name, GError **error);
 
 gboolean qcow2_snapshot_create(VmmBlock *bs, const char *name, GError **error)
@@ -225,8 +238,7 @@ gboolean qcow2_snapshot_create(VmmBlock *bs, const char *name, GError **error)
   if (!qcow2_begin_metadata_op(q, &marked, error))
     return FALSE;
   gboolean ok = snapshot_create(bs, name, error);
-  /* on failure keep the dirty bit: the next open repairs */
-  return ok && qcow2_end_metadata_op(q, marked, error);
+  return finish(q, ok, marked, error);
 }
 
 static gboolean snapshot_create(VmmBlock *bs, const char *name, GError **error)
@@ -305,8 +317,7 @@ gboolean qcow2_snapshot_apply(VmmBlock *bs, const char *name, GError **error)
   if (!qcow2_begin_metadata_op(q, &marked, error))
     return FALSE;
   gboolean ok = snapshot_apply(bs, name, error);
-  /* on failure keep the dirty bit: the next open repairs */
-  return ok && qcow2_end_metadata_op(q, marked, error);
+  return finish(q, ok, marked, error);
 }
 
 static gboolean snapshot_apply(VmmBlock *bs, const char *name, GError **error)
@@ -359,8 +370,7 @@ gboolean qcow2_snapshot_delete(VmmBlock *bs, const char *name, GError **error)
   if (!qcow2_begin_metadata_op(q, &marked, error))
     return FALSE;
   gboolean ok = snapshot_delete(bs, name, error);
-  /* on failure keep the dirty bit: the next open repairs */
-  return ok && qcow2_end_metadata_op(q, marked, error);
+  return finish(q, ok, marked, error);
 }
 
 static gboolean snapshot_delete(VmmBlock *bs, const char *name, GError **error)

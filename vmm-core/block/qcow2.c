@@ -222,7 +222,7 @@ gboolean qcow2_end_metadata_op(Qcow2 *q, gboolean marked, GError **error)
 
 /* Called before the first metadata change of an image with lazy refcounts:
  * the dirty bit tells the next opener that refcounts may need a rebuild. */
-static gboolean before_change(Qcow2 *q, GError **error)
+gboolean qcow2_before_change(Qcow2 *q, GError **error)
 {
   if ((q->compatible & QCOW2_COMPAT_LAZY_REFCOUNTS) && !q->dirty_on_disk)
     return mark_dirty(q, TRUE, error);
@@ -462,8 +462,9 @@ gboolean qcow2_flush_all(Qcow2 *q, GError **error)
     return FALSE;
   if (q->need_sync && !qcow2_sync(q, error))
     return FALSE;
-  /* 4. only now nothing on disk points at freed clusters: drop their refs */
-  if (q->pending_free->len > 0) {
+  /* 4. only now nothing on disk points at freed clusters: drop their refs
+   * (later if a request is still reading or writing a cluster unlocked) */
+  if (q->pending_free->len > 0 && q->io_in_flight == 0) {
     if (!qcow2_apply_pending_frees(q, error))
       return FALSE;
     if (!qcow2_cache_flush(q, q->refblock_cache, error) ||
@@ -487,8 +488,10 @@ static void qcow2_close(VmmBlock *bs)
     GError *err = NULL;
     if (qcow2_flush_all(q, &err) && q->dirty_on_disk)
       mark_dirty(q, FALSE, &err);
+    /* vmm_block_close() flushed first and returned any error; this is the
+     * second attempt, so stay quiet */
     if (err) {
-      g_warning("%s", err->message);
+      g_debug("%s", err->message);
       g_error_free(err);
     }
   }
@@ -496,9 +499,9 @@ static void qcow2_close(VmmBlock *bs)
 }
 
 /* Builds the header cluster: fixed fields, extensions, backing file name. */
-gboolean qcow2_write_header(Qcow2 *q, GError **error)
+static GByteArray *build_header(Qcow2 *q, gboolean with_feature_table)
 {
-  g_autoptr(GByteArray) b = g_byte_array_new();
+  GByteArray *b = g_byte_array_new();
   uint32_t hlen = q->version >= 3 ? QCOW2_V3_HEADER_LEN_CT : QCOW2_V2_HEADER_LEN;
   g_byte_array_set_size(b, hlen);
   uint8_t *h = b->data;
@@ -534,7 +537,7 @@ gboolean qcow2_write_header(Qcow2 *q, GError **error)
   if (q->backing_format && q->backing_file)
     PUT_EXT(QCOW2_EXT_BACKING_FORMAT, q->backing_format,
             strlen(q->backing_format));
-  if (q->version >= 3) {
+  if (q->version >= 3 && with_feature_table) {
     uint8_t table[G_N_ELEMENTS(feature_names) * 48];
     memset(table, 0, sizeof table);
     for (size_t i = 0; i < G_N_ELEMENTS(feature_names); i++) {
@@ -558,19 +561,31 @@ gboolean qcow2_write_header(Qcow2 *q, GError **error)
     bf_len = strlen(q->backing_file);
     g_byte_array_append(b, (const uint8_t *)q->backing_file, (guint)bf_len);
   }
+  qcow2_put_be64(b->data + 8, bf_off);
+  qcow2_put_be32(b->data + 16, (uint32_t)bf_len);
+  return b;
+}
+
+gboolean qcow2_write_header(Qcow2 *q, GError **error)
+{
+  /* The feature name table is informative: left out when space is short
+   * (512-byte clusters with a backing file). */
+  g_autoptr(GByteArray) b = build_header(q, TRUE);
+  if (b->len > q->cluster_size) {
+    g_byte_array_unref(b);
+    b = build_header(q, FALSE);
+  }
   if (b->len > q->cluster_size) {
     QCOW2_ERR(error, INVALID, q, "header, extensions and backing file name "
               "(%u bytes) do not fit in one cluster (%u bytes)", b->len,
               q->cluster_size);
     return FALSE;
   }
-  qcow2_put_be64(b->data + 8, bf_off);
-  qcow2_put_be32(b->data + 16, (uint32_t)bf_len);
   if (!vmm_block_pwrite(q->bs, 0, b->data, b->len, error))
     return FALSE;
-  q->header_length = hlen;
-  q->backing_file_offset = bf_off;
-  q->backing_file_size = (uint32_t)bf_len;
+  q->header_length = q->version >= 3 ? QCOW2_V3_HEADER_LEN_CT : QCOW2_V2_HEADER_LEN;
+  q->backing_file_offset = qcow2_be64(b->data + 8);
+  q->backing_file_size = qcow2_be32(b->data + 16);
   q->need_sync = TRUE;
   return TRUE;
 }
@@ -596,7 +611,8 @@ static uint64_t compute_size_from_backing(const VmmBlockCreateOptions *opts,
     return UINT64_MAX;
   }
   uint64_t size = vmm_block_size(b);
-  *fmt_out = g_strdup(vmm_block_format(b));
+  if (!*fmt_out)
+    *fmt_out = g_strdup(vmm_block_format(b));
   vmm_block_close(b, NULL);
   return size;
 }
@@ -681,7 +697,7 @@ static gboolean qcow2_create(const char *path, const VmmBlockCreateOptions *opts
                 "%s: could not create: %s", path, g_strerror(errno));
     return FALSE;
   }
-  VmmBlock bs = { .filename = (char *)path, .fd = fd, .size = size };
+  VmmBlock bs = { .filename = (char *)path, .fd = fd, .dfd = -1, .size = size };
   Qcow2 q = { .bs = &bs };
   q.version = (uint32_t)compat;
   q.cluster_bits = cbits;
@@ -747,7 +763,7 @@ static gboolean qcow2_resize(VmmBlock *bs, uint64_t size, gboolean shrink,
               "bytes (%" G_GUINT64_FORMAT " is not)", size);
     return FALSE;
   }
-  if (!before_change(q, error))
+  if (!qcow2_before_change(q, error))
     return FALSE;
   if (size < old) {
     if (q->nb_snapshots > 0) {
@@ -798,7 +814,7 @@ static gboolean qcow2_resize(VmmBlock *bs, uint64_t size, gboolean shrink,
 static gboolean qcow2_write_entry(VmmBlock *bs, uint64_t off, const void *buf,
                                   size_t len, GError **error)
 {
-  if (!before_change(bs->opaque, error))
+  if (!qcow2_before_change(bs->opaque, error))
     return FALSE;
   return qcow2_write(bs, off, buf, len, error);
 }
@@ -806,7 +822,7 @@ static gboolean qcow2_write_entry(VmmBlock *bs, uint64_t off, const void *buf,
 static gboolean qcow2_discard_entry(VmmBlock *bs, uint64_t off, uint64_t len,
                                     GError **error)
 {
-  if (!before_change(bs->opaque, error))
+  if (!qcow2_before_change(bs->opaque, error))
     return FALSE;
   return qcow2_discard(bs, off, len, error);
 }
@@ -858,7 +874,7 @@ gboolean qcow2_make_empty(VmmBlock *bs, GError **error)
               "internal snapshots");
     return FALSE;
   }
-  if (!before_change(q, error))
+  if (!qcow2_before_change(q, error))
     return FALSE;
   uint64_t span = qcow2_align_up(bs->size, q->cluster_size);
   if (span && !qcow2_deallocate(q, 0, span, FALSE, error))

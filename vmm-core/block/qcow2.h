@@ -18,6 +18,7 @@
 #define QCOW2_MAX_HEADER_EXTENSIONS 64
 #define QCOW2_L2_CACHE_BYTES (4u << 20)
 #define QCOW2_REFBLOCK_CACHE_ENTRIES 8
+#define QCOW2_MAX_USED_PAST_END 65536 /* in-use clusters skipped when appending */
 
 /* Table entry bits. */
 #define QCOW2_OFLAG_COPIED     (UINT64_C(1) << 63)
@@ -127,7 +128,11 @@ typedef struct Qcow2 {
   uint8_t *cbuf;             /* compressed input */
   uint8_t *dbuf;             /* decompressed cluster */
   uint64_t dbuf_desc;        /* L2 entry dbuf holds (0: none) */
+  uint64_t comp_next;        /* next free byte for compressed data (0: none) */
+  uint64_t comp_end;         /* end of the cluster comp_next lies in */
   gboolean need_sync;        /* host writes since the last fdatasync */
+  unsigned io_in_flight;     /* data preads/pwrites running without the lock;
+                                frees are not applied while any runs */
   gboolean dirty_on_disk;    /* we set the dirty bit (lazy refcounts) */
 } Qcow2;
 
@@ -196,6 +201,8 @@ gboolean qcow2_sync(Qcow2 *q, GError **error);
 gboolean qcow2_check_offset(Qcow2 *q, uint64_t off, uint64_t len,
                             const char *what, GError **error);
 gboolean qcow2_flush_all(Qcow2 *q, GError **error);
+/* Lazy refcounts: sets the dirty bit before the first change. */
+gboolean qcow2_before_change(Qcow2 *q, GError **error);
 gboolean qcow2_begin_metadata_op(Qcow2 *q, gboolean *marked, GError **error);
 gboolean qcow2_end_metadata_op(Qcow2 *q, gboolean marked, GError **error);
 VmmBlock *qcow2_backing(VmmBlock *bs);
@@ -224,6 +231,9 @@ gboolean qcow2_update_refcount(Qcow2 *q, uint64_t cluster, int64_t delta,
 /* Allocates n contiguous clusters with refcount 1; returns host offset. */
 gboolean qcow2_alloc_clusters(Qcow2 *q, uint64_t n, uint64_t *offset,
                               GError **error);
+/* The same, always past the last used cluster (contiguous with it). */
+gboolean qcow2_alloc_clusters_at_end(Qcow2 *q, uint64_t n, uint64_t *offset,
+                                     GError **error);
 /* Drops one reference to each cluster of [offset, offset+len) after the
  * next metadata flush (so nothing on disk still points there when freed). */
 void qcow2_free_later(Qcow2 *q, uint64_t offset, uint64_t len);
@@ -249,6 +259,8 @@ gboolean qcow2_write(VmmBlock *bs, uint64_t off, const void *buf, size_t len,
                      GError **error);
 gboolean qcow2_discard(VmmBlock *bs, uint64_t off, uint64_t len,
                        GError **error);
+gboolean qcow2_write_compressed(VmmBlock *bs, uint64_t off, const void *buf,
+                                size_t len, GError **error);
 unsigned qcow2_status(VmmBlock *bs, uint64_t off, uint64_t len, uint64_t *pnum,
                       GError **error);
 /* Current L2 entry for a guest offset (0 when no L2 table). */

@@ -524,3 +524,76 @@ pci_host_data_write (void *opaque, const vmm_access *a, uint64_t value)
   if (pci_host_decode (host, a, &bus, &devfn, &offset))
     vmm_pci_config_write (host, bus, devfn, offset, a->size, (uint32_t) value);
 }
+
+typedef struct pci_bar_ref {
+  unsigned devfn;
+  unsigned bar;
+  uint64_t size;
+  vmm_pci_bar_type type;
+} pci_bar_ref;
+
+static gint
+bar_ref_larger_first (gconstpointer a, gconstpointer b)
+{
+  const pci_bar_ref *x = a, *y = b;
+  return x->size < y->size ? 1 : x->size > y->size ? -1 : 0;
+}
+
+gboolean
+vmm_pci_host_assign_resources (vmm_pci_host *host, uint32_t io_start,
+                               uint32_t io_end, uint64_t mem_start,
+                               uint64_t mem_end, GError **error)
+{
+  g_autoptr (GArray) bars = g_array_new (FALSE, FALSE, sizeof (pci_bar_ref));
+  g_mutex_lock (&host->lock);
+  for (unsigned devfn = 0; devfn < PCI_MAX_DEVFN; devfn++)
+    {
+      vmm_pci_device *pci = host->devices[devfn];
+      if (!pci)
+        continue;
+      for (unsigned i = 0; i < VMM_PCI_NUM_BARS; i++)
+        if (pci->bars[i].type != VMM_PCI_BAR_NONE && pci->bars[i].size)
+          {
+            pci_bar_ref r = { devfn, i, pci->bars[i].size, pci->bars[i].type };
+            g_array_append_val (bars, r);
+          }
+    }
+  g_mutex_unlock (&host->lock);
+  g_array_sort (bars, bar_ref_larger_first);
+
+  uint64_t io = io_start, mem = mem_start;
+  for (guint i = 0; i < bars->len; i++)
+    {
+      pci_bar_ref *r = &g_array_index (bars, pci_bar_ref, i);
+      uint64_t *next = r->type == VMM_PCI_BAR_IO ? &io : &mem;
+      uint64_t end = r->type == VMM_PCI_BAR_IO ? io_end : mem_end;
+      uint64_t at = (*next + r->size - 1) & ~(r->size - 1);
+      if (at + r->size > end || at + r->size < at)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                       "PCI device %02x.%x: BAR %u (%" G_GUINT64_FORMAT
+                       " bytes) does not fit in the %s window",
+                       r->devfn >> 3, r->devfn & 7, r->bar, r->size,
+                       r->type == VMM_PCI_BAR_IO ? "I/O" : "memory");
+          return FALSE;
+        }
+      *next = at + r->size;
+      unsigned off = PCI_CFG_BAR0 + 4 * r->bar;
+      uint32_t low = vmm_pci_config_read (host, 0, r->devfn, off, 4);
+      vmm_pci_config_write (host, 0, r->devfn, off, 4,
+                            (uint32_t) at | (low & (r->type == VMM_PCI_BAR_IO
+                                                        ? 0x3u : 0xfu)));
+      if (r->type == VMM_PCI_BAR_MEM64)
+        vmm_pci_config_write (host, 0, r->devfn, off + 4, 4,
+                              (uint32_t) (at >> 32));
+    }
+  for (unsigned devfn = 0; devfn < PCI_MAX_DEVFN; devfn++)
+    if (vmm_pci_host_find (host, devfn))
+      {
+        uint32_t cmd = vmm_pci_config_read (host, 0, devfn, PCI_CFG_COMMAND, 2);
+        vmm_pci_config_write (host, 0, devfn, PCI_CFG_COMMAND, 2,
+                              cmd | PCI_COMMAND_IO | PCI_COMMAND_MEMORY
+                                  | PCI_COMMAND_MASTER);
+      }
+  return TRUE;
+}

@@ -137,6 +137,15 @@ uint32_t vmm_pci_config_read (vmm_pci_host *host, unsigned bus,
 void vmm_pci_config_write (vmm_pci_host *host, unsigned bus, unsigned devfn,
                            unsigned offset, unsigned size, uint32_t value);
 
+/* What firmware does before an OS runs, for firmware-less boot: every BAR
+ * of every function placed, naturally aligned, in the I/O window
+ * [io_start, io_end) and the memory window [mem_start, mem_end), largest
+ * first; I/O, memory and bus mastering enabled. Fails when they do not
+ * fit. */
+gboolean vmm_pci_host_assign_resources (vmm_pci_host *host, uint32_t io_start,
+                                        uint32_t io_end, uint64_t mem_start,
+                                        uint64_t mem_end, GError **error);
+
 /* Little-endian helpers over a config (or any) byte array. */
 static inline void
 vmm_pci_put16 (uint8_t *p, uint16_t v)

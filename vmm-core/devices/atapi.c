@@ -65,6 +65,7 @@ enum {
 
 struct atapi_cdrom {
   GMutex *lock;
+  GMainContext *close_context;
   VmmBlock *media;
   uint64_t sectors;
   GPtrArray *retired; /* ejected media still in use by a request */
@@ -144,15 +145,50 @@ retire_media (atapi_cdrom *cd)
 }
 
 static void
-close_retired (atapi_cdrom *cd)
+close_media (GPtrArray *media)
 {
-  for (guint i = 0; i < cd->retired->len; i++)
+  for (guint i = 0; i < media->len; i++)
     {
       g_autoptr (GError) error = NULL;
-      if (!vmm_block_close (cd->retired->pdata[i], &error))
+      if (!vmm_block_close (media->pdata[i], &error))
         g_info ("atapi: closing the ejected medium: %s", error->message);
     }
-  g_ptr_array_set_size (cd->retired, 0);
+  g_ptr_array_unref (media);
+}
+
+static gboolean
+close_media_idle (gpointer data)
+{
+  close_media (data);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+close_media_thread (gpointer data)
+{
+  close_media (data);
+  return NULL;
+}
+
+/* The last request on an ejected medium has ended. Its completion is still
+ * running (and vmm_block_close waits for it), so the close happens later,
+ * on the I/O context (or a short-lived thread without one). */
+static void
+close_retired_later (atapi_cdrom *cd)
+{
+  if (!cd->retired->len)
+    return;
+  GPtrArray *media = cd->retired;
+  cd->retired = g_ptr_array_new ();
+  if (cd->close_context)
+    {
+      GSource *src = g_idle_source_new ();
+      g_source_set_callback (src, close_media_idle, media, NULL);
+      g_source_attach (src, cd->close_context);
+      g_source_unref (src);
+    }
+  else
+    g_thread_unref (g_thread_new ("atapi-close", close_media_thread, media));
 }
 
 gboolean
@@ -220,10 +256,11 @@ atapi_set_tray_callback (atapi_cdrom *cd, atapi_tray_fn fn, void *opaque)
 }
 
 atapi_cdrom *
-atapi_cdrom_new (GMutex *lock, VmmBlock *media)
+atapi_cdrom_new (GMutex *lock, GMainContext *close_context, VmmBlock *media)
 {
   atapi_cdrom *cd = g_new0 (atapi_cdrom, 1);
   cd->lock = lock;
+  cd->close_context = close_context;
   cd->retired = g_ptr_array_new ();
   set_media (cd, media);
   return cd;
@@ -236,8 +273,7 @@ atapi_cdrom_free (atapi_cdrom *cd)
     return;
   cd->in_flight = 0;
   retire_media (cd);
-  close_retired (cd);
-  g_ptr_array_unref (cd->retired);
+  close_media (cd->retired);
   g_free (cd);
 }
 
@@ -255,7 +291,7 @@ atapi_end_io (atapi_cdrom *cd, VmmBlock *media)
 {
   g_return_if_fail (cd->in_flight > 0);
   if (--cd->in_flight == 0)
-    close_retired (cd);
+    close_retired_later (cd);
 }
 
 void

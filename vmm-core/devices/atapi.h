@@ -46,7 +46,10 @@ void atapi_set_tray_callback (atapi_cdrom *cd, atapi_tray_fn fn,
 
 /* ---- transport (controller's lock held) ---- */
 
-atapi_cdrom *atapi_cdrom_new (GMutex *lock, VmmBlock *media);
+/* @close_context: where ejected media still in use by a request are closed
+ * once it ends (the I/O context that runs block completions). */
+atapi_cdrom *atapi_cdrom_new (GMutex *lock, GMainContext *close_context,
+                              VmmBlock *media);
 /* Closes the medium and any retired one; the caller has drained I/O. */
 void atapi_cdrom_free (atapi_cdrom *cd);
 

@@ -128,12 +128,21 @@ io_quit (gpointer data)
 }
 
 void
+vmm_iothread_stop (vmm_iothread *io)
+{
+  if (!io || !io->thread)
+    return;
+  vmm_iothread_call (io, io_quit, io->loop, NULL);
+  g_thread_join (io->thread);
+  io->thread = NULL;
+}
+
+void
 vmm_iothread_free (vmm_iothread *io)
 {
   if (!io)
     return;
-  vmm_iothread_call (io, io_quit, io->loop, NULL);
-  g_thread_join (io->thread);
+  vmm_iothread_stop (io);
   g_main_loop_unref (io->loop);
   g_main_context_unref (io->context);
   g_free (io);

@@ -10,7 +10,10 @@
 typedef struct vmm_iothread vmm_iothread;
 
 vmm_iothread *vmm_iothread_new (const char *name);
-/* Stops the loop and joins the thread. */
+/* Stops the loop and joins the thread; the context stays usable, so that
+ * pending completions can be drained by iterating it on this thread. */
+void vmm_iothread_stop (vmm_iothread *io);
+/* Stops (if needed) and frees the thread and its context. */
 void vmm_iothread_free (vmm_iothread *io);
 GMainContext *vmm_iothread_context (vmm_iothread *io);
 vmm_clock *vmm_iothread_clock (vmm_iothread *io);

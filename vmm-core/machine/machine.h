@@ -22,6 +22,26 @@ typedef enum {
   VMM_MACHINE_ERROR,
 } vmm_machine_state;
 
+typedef enum {
+  VMM_DISK_IDE,
+  VMM_DISK_VIRTIO,
+} vmm_disk_interface;
+
+typedef struct vmm_disk_config {
+  const char *path;
+  const char *format; /* "raw", "qcow2" or NULL to detect */
+  vmm_disk_interface interface;
+  bool readonly;
+} vmm_disk_config;
+
+typedef enum {
+  VMM_BOOT_DEFAULT, /* disks, then the CD-ROM */
+  VMM_BOOT_CDROM,
+  VMM_BOOT_DISK,
+} vmm_boot_device;
+
+#define VMM_MACHINE_MAX_DISKS 16
+
 typedef struct vmm_machine_config {
   uint64_t memory; /* bytes */
   unsigned cpus;
@@ -37,9 +57,14 @@ typedef struct vmm_machine_config {
   /* Ask SeaBIOS to mirror its text console on COM1 (fw_cfg
    * etc/sercon-port). */
   bool firmware_serial_console;
-  /* Lines of the fw_cfg "bootorder" file, NULL-terminated; NULL for none. */
-  const char *const *bootorder;
   bool boot_menu;
+  /* Disks: IDE ones fill primary master, primary slave, secondary slave
+   * (the secondary master is the CD-ROM drive, always present); virtio
+   * ones take PCI slots from 00:04.0 up. */
+  const vmm_disk_config *disks;
+  size_t n_disks;
+  const char *cdrom; /* an ISO in the drive, or NULL for an empty drive */
+  vmm_boot_device boot;
 } vmm_machine_config;
 
 typedef struct vmm_machine vmm_machine;

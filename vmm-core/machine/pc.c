@@ -10,8 +10,10 @@
 #include "vmm-core/bus/pci.h"
 #include "vmm-core/devices/debugcon.h"
 #include "vmm-core/devices/fw-cfg.h"
+#include "vmm-core/devices/ide.h"
 #include "vmm-core/devices/rtc.h"
 #include "vmm-core/devices/uart16550.h"
+#include "vmm-core/devices/virtio-blk.h"
 #include "vmm-core/kvm/iothread.h"
 #include "vmm-core/kvm/memory.h"
 #include "vmm-core/kvm/vm.h"
@@ -33,6 +35,13 @@
 #define PC_DIRECT_RSDP_ADDR 0xe0000
 #define PC_DIRECT_ACPI_ADDR 0xe0040
 #define PC_PM_BASE 0x600
+/* Firmware-less boot: where the board places BARs (SeaBIOS's choices). */
+#define PC_PCI_IO_START 0xc000
+#define PC_PCI_IO_END 0x10000
+#define PC_PCI_MEM_END UINT64_C (0xfec00000)
+/* The first PCI slot for virtio disks (00:02 is for the display, 00:03 for
+ * the first NIC). */
+#define PC_VIRTIO_DISK_SLOT 4
 
 /* PAM segments (i440FX datasheet 3.2.18): 0xF0000-0xFFFFF is one 64 KiB
  * segment (PAM0 high nibble), 0xC0000-0xEFFFF twelve of 16 KiB. */
@@ -41,8 +50,9 @@
 struct vmm_machine {
   vmm_machine_config cfg;
   char *firmware_path;
-  char *kernel, *initrd, *cmdline;
-  char **bootorder;
+  char *kernel, *initrd, *cmdline, *cdrom_path;
+  vmm_disk_config *disks; /* deep copy of the config's */
+  GPtrArray *bootorder;   /* char *: fw_cfg "bootorder" lines */
 
   vmm_guest_memory mem;
   uint8_t *bios; /* page-aligned copy of the firmware image */
@@ -59,6 +69,13 @@ struct vmm_machine {
   fw_cfg *fw_cfg;
   vmm_acpi_tables *acpi;
   vmm_smbios_tables *smbios;
+  vmm_msi_host msi_host;
+  vmm_ioeventfd_host ioeventfd_host;
+  ide_controller *ide;
+  atapi_cdrom *cdrom;
+  virtio_blk *vblk[VMM_MACHINE_MAX_DISKS];
+  VmmBlock *vblk_image[VMM_MACHINE_MAX_DISKS];
+  unsigned n_vblk;
   uint8_t pam_mode[PC_PAM_SEGMENTS];
 
   GMutex state_lock;
@@ -311,6 +328,10 @@ pc_do_reset (vmm_machine *m)
       return;
     }
   pc_board_reset (&m->board);
+  if (m->ide)
+    vmm_device_reset (ide_device (m->ide));
+  for (unsigned i = 0; i < m->n_vblk; i++)
+    vmm_device_reset (virtio_blk_device (m->vblk[i]));
   vmm_device_reset (uart16550_device (m->com1));
   vmm_device_reset (debugcon_device (m->dbg));
   vmm_device_reset (rtc_device (m->rtc));
@@ -512,9 +533,11 @@ pc_fill_fw_cfg (vmm_machine *m, GError **error)
       || !fw_cfg_add_file (c, "etc/smbios/smbios-tables", structures, error))
     return FALSE;
 
-  if (m->bootorder)
+  if (m->bootorder->len)
     {
-      g_autofree char *joined = g_strjoinv ("\n", m->bootorder);
+      g_ptr_array_add (m->bootorder, NULL);
+      g_autofree char *joined = g_strjoinv ("\n", (char **) m->bootorder->pdata);
+      g_ptr_array_remove_index (m->bootorder, m->bootorder->len - 1);
       g_autoptr (GBytes) b = g_bytes_new (joined, strlen (joined) + 1);
       if (!fw_cfg_add_file (c, "bootorder", b, error))
         return FALSE;
@@ -569,6 +592,10 @@ seg32 (struct kvm_segment *s, uint16_t selector, uint8_t type)
 static gboolean
 pc_load_direct_boot (vmm_machine *m, GError **error)
 {
+  uint64_t mem_start = (m->mem.below_4g + 0xfffffff) & ~UINT64_C (0xfffffff);
+  if (!vmm_pci_host_assign_resources (m->pci, PC_PCI_IO_START, PC_PCI_IO_END,
+                                      mem_start, PC_PCI_MEM_END, error))
+    return FALSE;
   g_autoptr (GArray) e820 = g_array_new (FALSE, FALSE, sizeof (vmm_e820_entry));
   pc_build_e820 (m, e820, true);
   if (!vmm_acpi_write_to_memory (m->acpi,
@@ -667,9 +694,161 @@ pc_route_intx (void *opaque, unsigned devfn, unsigned pin, bool level)
   pc_board_route_intx (&m->board, devfn, pin, level);
 }
 
+/* --- storage ------------------------------------------------------------ */
+
+static gboolean
+pc_ioeventfd_add (void *opaque, bool pio, uint64_t addr, unsigned len, int fd,
+                  GError **error)
+{
+  vmm_machine *m = opaque;
+  return vmm_vm_add_ioeventfd (m->vm, pio, addr, len, fd, error);
+}
+
+static void
+pc_ioeventfd_remove (void *opaque, bool pio, uint64_t addr, unsigned len,
+                     int fd)
+{
+  vmm_machine *m = opaque;
+  vmm_vm_remove_ioeventfd (m->vm, pio, addr, len, fd);
+}
+
+static int
+pc_msi_add (void *opaque, uint64_t addr, uint32_t data, int fd, GError **error)
+{
+  vmm_machine *m = opaque;
+  return vmm_vm_add_msi_irqfd (m->vm, addr, data, fd, error);
+}
+
+static void
+pc_msi_update (void *opaque, int handle, uint64_t addr, uint32_t data)
+{
+  vmm_machine *m = opaque;
+  vmm_vm_update_msi (m->vm, handle, addr, data);
+}
+
+static void
+pc_msi_remove (void *opaque, int handle)
+{
+  vmm_machine *m = opaque;
+  vmm_vm_remove_msi_irqfd (m->vm, handle);
+}
+
+static VmmBlock *
+pc_open_disk (const vmm_disk_config *d, GError **error)
+{
+  VmmBlock *bs = vmm_block_open (d->path, d->format,
+                                 d->readonly ? VMM_BLOCK_OPEN_READ_ONLY : 0,
+                                 error);
+  if (!bs && error && *error)
+    g_prefix_error (error, "disk %s: ", d->path);
+  return bs;
+}
+
+/* IDE: the CD-ROM drive is the secondary master (where PC firmware and
+ * installers look first); disks take the other three places. */
+static const struct {
+  unsigned channel, unit;
+} pc_ide_disk_places[] = { { 0, 0 }, { 0, 1 }, { 1, 1 } };
+
+static gboolean
+pc_attach_storage (vmm_machine *m, GPtrArray *disk_boot, GError **error)
+{
+  GMainContext *io = vmm_iothread_context (m->io);
+  vmm_irq irq14 = pc_irq (m, IDE_PRIMARY_IRQ);
+  vmm_irq irq15 = pc_irq (m, IDE_SECONDARY_IRQ);
+  m->ide = ide_create (&m->mem, io, &irq14, &irq15);
+  if (!ide_attach (m->ide, m->pci, m->pio, IDE_DEVFN, error))
+    return FALSE;
+
+  unsigned n_ide = 0;
+  for (size_t i = 0; i < m->cfg.n_disks; i++)
+    {
+      const vmm_disk_config *d = &m->disks[i];
+      if (d->interface == VMM_DISK_IDE)
+        {
+          if (n_ide == G_N_ELEMENTS (pc_ide_disk_places))
+            {
+              g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                           "disk %s: the IDE controller has room for %zu "
+                           "disks beside the CD-ROM; use if=virtio",
+                           d->path, G_N_ELEMENTS (pc_ide_disk_places));
+              return FALSE;
+            }
+          VmmBlock *bs = pc_open_disk (d, error);
+          if (!bs)
+            return FALSE;
+          unsigned ch = pc_ide_disk_places[n_ide].channel;
+          unsigned unit = pc_ide_disk_places[n_ide].unit;
+          if (!ide_attach_disk (m->ide, ch, unit, bs, error))
+            {
+              vmm_block_close (bs, NULL);
+              return FALSE;
+            }
+          n_ide++;
+          g_ptr_array_add (disk_boot,
+                           g_strdup_printf ("/pci@i0cf8/*@1,1/drive@%u/disk@%u",
+                                            ch, unit));
+        }
+      else
+        {
+          unsigned slot = PC_VIRTIO_DISK_SLOT + m->n_vblk;
+          VmmBlock *bs = pc_open_disk (d, error);
+          if (!bs)
+            return FALSE;
+          virtio_blk *blk = virtio_blk_create (&m->mem, io, &m->msi_host,
+                                               &m->ioeventfd_host, bs, 1,
+                                               error);
+          if (!blk)
+            {
+              vmm_block_close (bs, NULL);
+              return FALSE;
+            }
+          m->vblk[m->n_vblk] = blk;
+          m->vblk_image[m->n_vblk] = bs;
+          m->n_vblk++;
+          if (!virtio_blk_attach (blk, m->pci, VMM_PCI_DEVFN (slot, 0), error))
+            return FALSE;
+          g_ptr_array_add (disk_boot, g_strdup_printf ("/pci@i0cf8/*@%x", slot));
+        }
+    }
+
+  VmmBlock *media = NULL;
+  if (m->cdrom_path)
+    {
+      media = vmm_block_open (m->cdrom_path, "raw", VMM_BLOCK_OPEN_READ_ONLY,
+                              error);
+      if (!media)
+        {
+          g_prefix_error (error, "CD-ROM %s: ", m->cdrom_path);
+          return FALSE;
+        }
+    }
+  m->cdrom = ide_attach_cdrom (m->ide, 1, 0, media, error);
+  if (!m->cdrom)
+    {
+      if (media)
+        vmm_block_close (media, NULL);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+pc_build_bootorder (vmm_machine *m, GPtrArray *disk_boot)
+{
+  const char *cd = "/pci@i0cf8/*@1,1/drive@1/disk@0";
+  if (m->cfg.boot == VMM_BOOT_CDROM)
+    g_ptr_array_add (m->bootorder, g_strdup (cd));
+  for (guint i = 0; i < disk_boot->len; i++)
+    g_ptr_array_add (m->bootorder, g_strdup (disk_boot->pdata[i]));
+  if (m->cfg.boot != VMM_BOOT_CDROM)
+    g_ptr_array_add (m->bootorder, g_strdup (cd));
+}
+
 vmm_machine *
 vmm_machine_new (const vmm_machine_config *cfg, GError **error)
 {
+  g_autoptr (GPtrArray) disk_boot = NULL;
   if (cfg->memory < VMM_MACHINE_MIN_MEMORY)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -683,12 +862,34 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   m->kernel = g_strdup (cfg->kernel);
   m->initrd = g_strdup (cfg->initrd);
   m->cmdline = g_strdup (cfg->cmdline);
-  m->bootorder = g_strdupv ((char **) cfg->bootorder);
+  m->bootorder = g_ptr_array_new_with_free_func (g_free);
+  m->cdrom_path = g_strdup (cfg->cdrom);
+  if (cfg->n_disks > VMM_MACHINE_MAX_DISKS)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%zu disks asked for; a machine takes at most %d",
+                   cfg->n_disks, VMM_MACHINE_MAX_DISKS);
+      g_ptr_array_unref (m->bootorder);
+      g_free (m->cdrom_path);
+      g_free (m->kernel);
+      g_free (m->initrd);
+      g_free (m->cmdline);
+      g_free (m);
+      return NULL;
+    }
+  m->disks = g_new0 (vmm_disk_config, cfg->n_disks + 1);
+  for (size_t i = 0; i < cfg->n_disks; i++)
+    {
+      m->disks[i] = cfg->disks[i];
+      m->disks[i].path = g_strdup (cfg->disks[i].path);
+      m->disks[i].format = g_strdup (cfg->disks[i].format);
+    }
   m->cfg.kernel = m->kernel;
   m->cfg.initrd = m->initrd;
   m->cfg.cmdline = m->cmdline;
   m->cfg.cpu_model = NULL; /* applied once, at creation */
-  m->cfg.bootorder = (const char *const *) m->bootorder;
+  m->cfg.disks = m->disks;
+  m->cfg.cdrom = m->cdrom_path;
   g_mutex_init (&m->state_lock);
   m->state = VMM_MACHINE_STOPPED;
 
@@ -739,6 +940,9 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   if (!m->pci)
     goto fail;
 
+  m->msi_host = (vmm_msi_host) { pc_msi_add, pc_msi_update, pc_msi_remove, m };
+  m->ioeventfd_host = (vmm_ioeventfd_host) { pc_ioeventfd_add,
+                                             pc_ioeventfd_remove, m };
   pc_board_callbacks cb = {
     .opaque = m,
     .reset_request = pc_board_reset_request,
@@ -764,6 +968,11 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
     goto fail;
   pc_fill_cmos (m);
 
+  disk_boot = g_ptr_array_new_with_free_func (g_free);
+  if (!pc_attach_storage (m, disk_boot, error))
+    goto fail;
+  pc_build_bootorder (m, disk_boot);
+
   if (!pc_build_acpi (m, error))
     goto fail;
   m->fw_cfg = fw_cfg_create (&m->mem);
@@ -785,10 +994,23 @@ vmm_machine_free (vmm_machine *m)
     return;
   if (m->vm)
     vmm_vm_stop (m->vm);
-  /* The I/O thread goes before the devices whose timers it runs. */
+  /* The I/O thread stops before the devices whose timers it runs; its
+   * context lives on until the disks' last completions are drained. */
+  vmm_iothread_stop (m->io);
+  if (m->ide)
+    {
+      ide_drain (m->ide);
+      vmm_device_destroy (ide_device (m->ide));
+    }
+  for (unsigned i = 0; i < m->n_vblk; i++)
+    {
+      vmm_block_drain (m->vblk_image[i]);
+      vmm_device_destroy (virtio_blk_device (m->vblk[i]));
+      vmm_block_close (m->vblk_image[i], NULL);
+    }
+  pc_board_destroy (&m->board);
   vmm_iothread_free (m->io);
   m->io = NULL;
-  pc_board_destroy (&m->board);
   if (m->com1)
     vmm_device_destroy (uart16550_device (m->com1));
   if (m->dbg)
@@ -811,7 +1033,15 @@ vmm_machine_free (vmm_machine *m)
   g_free (m->kernel);
   g_free (m->initrd);
   g_free (m->cmdline);
-  g_strfreev (m->bootorder);
+  if (m->bootorder)
+    g_ptr_array_unref (m->bootorder);
+  for (size_t i = 0; m->disks && i < m->cfg.n_disks; i++)
+    {
+      g_free ((char *) m->disks[i].path);
+      g_free ((char *) m->disks[i].format);
+    }
+  g_free (m->disks);
+  g_free (m->cdrom_path);
   g_free (m->error);
   g_mutex_clear (&m->state_lock);
   g_free (m);
