@@ -107,6 +107,32 @@ const char *vmm_machine_state_name (vmm_machine_state state);
  * the machine for a moment. */
 char *vmm_machine_describe_cpus (vmm_machine *m);
 
+/* The CD-ROM drive (IDE secondary master). Eject is refused while the
+ * guest has locked the tray, unless @force. Change ejects what is in the
+ * drive (same rule) and inserts the ISO at @path; the guest sees a media
+ * change. */
+gboolean vmm_machine_cdrom_eject (vmm_machine *m, gboolean force,
+                                  GError **error);
+gboolean vmm_machine_cdrom_change (vmm_machine *m, const char *path,
+                                   gboolean force, GError **error);
+/* The ISO in the drive (a copy), or NULL when it is empty. */
+char *vmm_machine_cdrom_path (vmm_machine *m);
+bool vmm_machine_cdrom_locked (vmm_machine *m);
+
+/* Things that happen to a machine beyond its state (for the control
+ * protocol's events). Called on the I/O thread. */
+typedef enum {
+  VMM_MACHINE_EVENT_RESET,      /* a reset completed */
+  VMM_MACHINE_EVENT_POWERDOWN,  /* the power button was pressed */
+  VMM_MACHINE_EVENT_TRAY_MOVED, /* the CD-ROM tray opened or closed */
+} vmm_machine_event;
+typedef void (*vmm_machine_event_fn) (vmm_machine *m, vmm_machine_event event,
+                                      void *opaque);
+void vmm_machine_set_event_callback (vmm_machine *m, vmm_machine_event_fn fn,
+                                     void *opaque);
+/* The engine's I/O thread context (the control socket runs there). */
+GMainContext *vmm_machine_io_context (vmm_machine *m);
+
 /* Host → COM1; returns the bytes accepted. */
 size_t vmm_machine_serial_receive (vmm_machine *m, const uint8_t *buf,
                                    size_t len);

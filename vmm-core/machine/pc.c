@@ -87,6 +87,8 @@ struct vmm_machine {
   void *state_opaque;
   vmm_machine_serial_ready_fn serial_ready_fn;
   void *serial_ready_opaque;
+  vmm_machine_event_fn event_fn;
+  void *event_opaque;
 };
 
 const char *
@@ -316,6 +318,13 @@ pc_fail (vmm_machine *m, const char *message)
 }
 
 static void
+pc_emit (vmm_machine *m, vmm_machine_event event)
+{
+  if (m->event_fn)
+    m->event_fn (m, event, m->event_opaque);
+}
+
+static void
 pc_do_reset (vmm_machine *m)
 {
   g_autoptr (GError) error = NULL;
@@ -350,6 +359,7 @@ pc_do_reset (vmm_machine *m)
   g_mutex_unlock (&m->state_lock);
   if (!paused)
     vmm_vm_resume (m->vm);
+  pc_emit (m, VMM_MACHINE_EVENT_RESET);
 }
 
 static gboolean
@@ -750,6 +760,8 @@ static const struct {
   unsigned channel, unit;
 } pc_ide_disk_places[] = { { 0, 0 }, { 0, 1 }, { 1, 1 } };
 
+static void pc_cdrom_tray (void *opaque, atapi_cdrom *cd);
+
 static gboolean
 pc_attach_storage (vmm_machine *m, GPtrArray *disk_boot, GError **error)
 {
@@ -830,6 +842,7 @@ pc_attach_storage (vmm_machine *m, GPtrArray *disk_boot, GError **error)
         vmm_block_close (media, NULL);
       return FALSE;
     }
+  atapi_set_tray_callback (m->cdrom, pc_cdrom_tray, m);
   return TRUE;
 }
 
@@ -1097,10 +1110,18 @@ vmm_machine_reset (vmm_machine *m)
   pc_post_event (m, VMM_VCPU_EVENT_RESET, "reset from the host");
 }
 
+static gboolean
+pc_emit_powerdown (gpointer data)
+{
+  pc_emit (data, VMM_MACHINE_EVENT_POWERDOWN);
+  return G_SOURCE_REMOVE;
+}
+
 void
 vmm_machine_powerdown (vmm_machine *m)
 {
   pc_board_power_button (&m->board);
+  vmm_iothread_call (m->io, pc_emit_powerdown, m, NULL);
 }
 
 static gboolean
@@ -1143,6 +1164,88 @@ vmm_machine_get_reset_count (vmm_machine *m)
   unsigned n = m->resets;
   g_mutex_unlock (&m->state_lock);
   return n;
+}
+
+void
+vmm_machine_set_event_callback (vmm_machine *m, vmm_machine_event_fn fn,
+                                void *opaque)
+{
+  m->event_fn = fn;
+  m->event_opaque = opaque;
+}
+
+GMainContext *
+vmm_machine_io_context (vmm_machine *m)
+{
+  return vmm_iothread_context (m->io);
+}
+
+static gboolean
+pc_emit_tray (gpointer data)
+{
+  pc_emit (data, VMM_MACHINE_EVENT_TRAY_MOVED);
+  return G_SOURCE_REMOVE;
+}
+
+/* The guest opened the tray (START STOP UNIT): the medium is gone. Called
+ * with the controller's lock held, so only record and queue. */
+static void
+pc_cdrom_tray (void *opaque, atapi_cdrom *cd)
+{
+  vmm_machine *m = opaque;
+  g_mutex_lock (&m->state_lock);
+  g_clear_pointer (&m->cdrom_path, g_free);
+  g_mutex_unlock (&m->state_lock);
+  vmm_iothread_call (m->io, pc_emit_tray, m, NULL);
+}
+
+gboolean
+vmm_machine_cdrom_eject (vmm_machine *m, gboolean force, GError **error)
+{
+  if (!atapi_eject (m->cdrom, force, error))
+    return FALSE;
+  g_mutex_lock (&m->state_lock);
+  g_clear_pointer (&m->cdrom_path, g_free);
+  g_mutex_unlock (&m->state_lock);
+  vmm_iothread_call (m->io, pc_emit_tray, m, NULL);
+  return TRUE;
+}
+
+gboolean
+vmm_machine_cdrom_change (vmm_machine *m, const char *path, gboolean force,
+                          GError **error)
+{
+  VmmBlock *media = vmm_block_open (path, "raw", VMM_BLOCK_OPEN_READ_ONLY,
+                                    error);
+  if (!media)
+    return FALSE;
+  if (!atapi_eject (m->cdrom, force, error)
+      || !atapi_insert (m->cdrom, media, error))
+    {
+      vmm_block_close (media, NULL);
+      return FALSE;
+    }
+  g_mutex_lock (&m->state_lock);
+  g_free (m->cdrom_path);
+  m->cdrom_path = g_strdup (path);
+  g_mutex_unlock (&m->state_lock);
+  vmm_iothread_call (m->io, pc_emit_tray, m, NULL);
+  return TRUE;
+}
+
+char *
+vmm_machine_cdrom_path (vmm_machine *m)
+{
+  g_mutex_lock (&m->state_lock);
+  char *p = g_strdup (m->cdrom_path);
+  g_mutex_unlock (&m->state_lock);
+  return p;
+}
+
+bool
+vmm_machine_cdrom_locked (vmm_machine *m)
+{
+  return atapi_is_locked (m->cdrom);
 }
 
 char *
