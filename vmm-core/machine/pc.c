@@ -89,7 +89,18 @@ struct vmm_machine {
   void *serial_ready_opaque;
   vmm_machine_event_fn event_fn;
   void *event_opaque;
+  /* vmm_machine_add_listener: called with listener_lock held. */
+  GMutex listener_lock;
+  GArray *listeners; /* pc_listener */
+  unsigned next_listener_id;
 };
+
+typedef struct pc_listener {
+  unsigned id;
+  vmm_machine_state_fn state_fn;
+  vmm_machine_event_fn event_fn;
+  void *opaque;
+} pc_listener;
 
 const char *
 vmm_machine_state_name (vmm_machine_state state)
@@ -296,6 +307,16 @@ pc_set_state (vmm_machine *m, vmm_machine_state state)
   g_mutex_unlock (&m->state_lock);
   if (changed && m->state_fn)
     m->state_fn (m, state, m->state_opaque);
+  if (!changed)
+    return;
+  g_mutex_lock (&m->listener_lock);
+  for (guint i = 0; i < m->listeners->len; i++)
+    {
+      pc_listener *l = &g_array_index (m->listeners, pc_listener, i);
+      if (l->state_fn)
+        l->state_fn (m, state, l->opaque);
+    }
+  g_mutex_unlock (&m->listener_lock);
 }
 
 typedef struct pc_event {
@@ -322,6 +343,14 @@ pc_emit (vmm_machine *m, vmm_machine_event event)
 {
   if (m->event_fn)
     m->event_fn (m, event, m->event_opaque);
+  g_mutex_lock (&m->listener_lock);
+  for (guint i = 0; i < m->listeners->len; i++)
+    {
+      pc_listener *l = &g_array_index (m->listeners, pc_listener, i);
+      if (l->event_fn)
+        l->event_fn (m, event, l->opaque);
+    }
+  g_mutex_unlock (&m->listener_lock);
 }
 
 static void
@@ -558,6 +587,45 @@ pc_fill_fw_cfg (vmm_machine *m, GError **error)
       g_autoptr (GBytes) b = g_bytes_new (&port, 2);
       if (!fw_cfg_add_file (c, "etc/sercon-port", b, error))
         return FALSE;
+    }
+  return TRUE;
+}
+
+/* The kernel, initrd and command line as fw_cfg items, the interface
+ * firmware-side kernel loaders (OVMF's, SeaBIOS's option ROMs) read; a
+ * bzImage is split into its setup part and the rest, as they expect. */
+static gboolean
+pc_fill_fw_cfg_kernel (vmm_machine *m, GError **error)
+{
+  fw_cfg *c = m->fw_cfg;
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (m->kernel, &data, &len, error))
+    return FALSE;
+  const uint8_t *k = (const uint8_t *) data;
+  size_t setup = 0;
+  if (vmm_boot_is_bzimage (k, len))
+    setup = MIN ((size_t) ((k[0x1f1] ? k[0x1f1] : 4) + 1) * 512, len);
+  g_autoptr (GBytes) setup_b = g_bytes_new (k, setup);
+  g_autoptr (GBytes) kernel_b = g_bytes_new (k + setup, len - setup);
+  fw_cfg_add_u32 (c, FW_CFG_SETUP_SIZE, (uint32_t) setup);
+  fw_cfg_add_bytes (c, FW_CFG_SETUP_DATA, setup_b);
+  fw_cfg_add_u32 (c, FW_CFG_KERNEL_SIZE, (uint32_t) (len - setup));
+  fw_cfg_add_bytes (c, FW_CFG_KERNEL_DATA, kernel_b);
+  const char *cmdline = m->cmdline ? m->cmdline : "";
+  g_autoptr (GBytes) cmd_b = g_bytes_new (cmdline, strlen (cmdline) + 1);
+  fw_cfg_add_u32 (c, FW_CFG_CMDLINE_SIZE, (uint32_t) strlen (cmdline) + 1);
+  fw_cfg_add_bytes (c, FW_CFG_CMDLINE_DATA, cmd_b);
+  if (m->initrd)
+    {
+      g_autofree char *rd = NULL;
+      gsize rd_len = 0;
+      if (!g_file_get_contents (m->initrd, &rd, &rd_len, error))
+        return FALSE;
+      g_autoptr (GBytes) rd_b = g_bytes_new_take (g_steal_pointer (&rd),
+                                                  rd_len);
+      fw_cfg_add_u32 (c, FW_CFG_INITRD_SIZE, (uint32_t) rd_len);
+      fw_cfg_add_bytes (c, FW_CFG_INITRD_DATA, rd_b);
     }
   return TRUE;
 }
@@ -905,6 +973,8 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   m->cfg.cdrom = m->cdrom_path;
   g_mutex_init (&m->state_lock);
   m->state = VMM_MACHINE_STOPPED;
+  g_mutex_init (&m->listener_lock);
+  m->listeners = g_array_new (FALSE, FALSE, sizeof (pc_listener));
 
   if (!m->kernel)
     {
@@ -991,6 +1061,8 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   m->fw_cfg = fw_cfg_create (&m->mem);
   if (!pc_fill_fw_cfg (m, error) || !fw_cfg_attach (m->fw_cfg, m->pio, error))
     goto fail;
+  if (m->kernel && !pc_fill_fw_cfg_kernel (m, error))
+    goto fail;
   if (!pc_load_boot_state (m, error))
     goto fail;
   return m;
@@ -1057,6 +1129,8 @@ vmm_machine_free (vmm_machine *m)
   g_free (m->cdrom_path);
   g_free (m->error);
   g_mutex_clear (&m->state_lock);
+  g_array_unref (m->listeners);
+  g_mutex_clear (&m->listener_lock);
   g_free (m);
 }
 
@@ -1066,6 +1140,30 @@ vmm_machine_set_state_callback (vmm_machine *m, vmm_machine_state_fn fn,
 {
   m->state_fn = fn;
   m->state_opaque = opaque;
+}
+
+unsigned
+vmm_machine_add_listener (vmm_machine *m, vmm_machine_state_fn state_fn,
+                          vmm_machine_event_fn event_fn, void *opaque)
+{
+  g_mutex_lock (&m->listener_lock);
+  pc_listener l = { ++m->next_listener_id, state_fn, event_fn, opaque };
+  g_array_append_val (m->listeners, l);
+  g_mutex_unlock (&m->listener_lock);
+  return l.id;
+}
+
+void
+vmm_machine_remove_listener (vmm_machine *m, unsigned id)
+{
+  g_mutex_lock (&m->listener_lock);
+  for (guint i = 0; i < m->listeners->len; i++)
+    if (g_array_index (m->listeners, pc_listener, i).id == id)
+      {
+        g_array_remove_index (m->listeners, i);
+        break;
+      }
+  g_mutex_unlock (&m->listener_lock);
 }
 
 void
