@@ -33,6 +33,7 @@
  * model raises PWRBTN_STS in PM1a_EVT and an SCI.
  */
 #include "vmm-core/boot/acpi.h"
+#include "vmm-core/boot/table-bytes.h"
 
 #include <gio/gio.h>
 #include <string.h>
@@ -217,32 +218,9 @@ reserve (GByteArray *b, size_t len)
   return at;
 }
 
-static void
-set8 (GByteArray *b, size_t off, uint8_t v)
-{
-  b->data[off] = v;
-}
 
-static void
-set16 (GByteArray *b, size_t off, uint16_t v)
-{
-  b->data[off] = v & 0xff;
-  b->data[off + 1] = v >> 8;
-}
 
-static void
-set32 (GByteArray *b, size_t off, uint32_t v)
-{
-  set16 (b, off, v & 0xffff);
-  set16 (b, off + 2, v >> 16);
-}
 
-static void
-set64 (GByteArray *b, size_t off, uint64_t v)
-{
-  set32 (b, off, v & 0xffffffffu);
-  set32 (b, off + 4, v >> 32);
-}
 
 static void
 set_bytes (GByteArray *b, size_t off, const char *s, size_t len)
@@ -267,15 +245,6 @@ put_le (uint8_t *p, unsigned size, uint64_t v)
     p[i] = (uint8_t) (v >> (8 * i));
 }
 
-static uint8_t
-byte_sum (const uint8_t *p, size_t len)
-{
-  uint8_t sum = 0;
-
-  for (size_t i = 0; i < len; i++)
-    sum += p[i];
-  return sum;
-}
 
 /* ---- building blocks ---- */
 

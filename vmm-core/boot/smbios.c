@@ -2,6 +2,7 @@
  * SMBIOS Reference Specification 2.8 (DSP0134), sections 5.2.1 (entry
  * point) and 7.x (structures). */
 #include "vmm-core/boot/smbios.h"
+#include "vmm-core/boot/table-bytes.h"
 
 #include <gio/gio.h>
 #include <string.h>
@@ -58,42 +59,10 @@ struct vmm_smbios_tables {
   GBytes *tables;
 };
 
-static void
-set8 (GByteArray *b, size_t off, uint8_t v)
-{
-  b->data[off] = v;
-}
 
-static void
-set16 (GByteArray *b, size_t off, uint16_t v)
-{
-  b->data[off] = v & 0xff;
-  b->data[off + 1] = v >> 8;
-}
 
-static void
-set32 (GByteArray *b, size_t off, uint32_t v)
-{
-  set16 (b, off, v & 0xffff);
-  set16 (b, off + 2, v >> 16);
-}
 
-static void
-set64 (GByteArray *b, size_t off, uint64_t v)
-{
-  set32 (b, off, v & 0xffffffffu);
-  set32 (b, off + 4, v >> 32);
-}
 
-static uint8_t
-byte_sum (const uint8_t *p, size_t len)
-{
-  uint8_t sum = 0;
-
-  for (size_t i = 0; i < len; i++)
-    sum += p[i];
-  return sum;
-}
 
 /* Starts a structure; returns its handle. */
 static uint16_t
