@@ -1,6 +1,7 @@
 /* vessel-run: the headless front end. Builds a machine from flags, runs it
  * until the guest powers off (exit 0) or something fails (one line on
  * stderr, non-zero exit). */
+#include "vmm-core/control/qmp.h"
 #include "vmm-core/kvm/cpu-features.h"
 #include "vmm-core/machine/machine.h"
 
@@ -23,6 +24,7 @@ typedef struct run_output {
 typedef struct run {
   GMainLoop *loop;
   vmm_machine *machine;
+  vmm_qmp_server *control;
   int status;
   run_output serial;
   run_output debugcon;
@@ -261,6 +263,22 @@ on_signal (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+static gboolean
+quit_main (gpointer data)
+{
+  run *r = data;
+  r->status = 0;
+  g_main_loop_quit (r->loop);
+  return G_SOURCE_REMOVE;
+}
+
+/* A control client sent quit (from the I/O thread). */
+static void
+on_control_quit (void *opaque)
+{
+  g_main_context_invoke (NULL, quit_main, opaque);
+}
+
 /* SIGUSR1: where is every vCPU? */
 static gboolean
 on_usr1 (gpointer data)
@@ -278,7 +296,7 @@ main (int argc, char **argv)
   g_autofree char *initrd = NULL, *append = NULL, *serial = NULL;
   g_autofree char *debugcon = NULL, *kernel_entry = NULL, *cpu = NULL;
   g_auto (GStrv) disk_specs = NULL;
-  g_autofree char *cdrom = NULL, *boot = NULL;
+  g_autofree char *cdrom = NULL, *boot = NULL, *control = NULL;
   int cpus = 1;
   gboolean sercon = FALSE, boot_menu = FALSE;
   GOptionEntry entries[] = {
@@ -314,6 +332,8 @@ main (int argc, char **argv)
       "Ask SeaBIOS to mirror its screen on COM1", NULL },
     { "boot-menu", 0, 0, G_OPTION_ARG_NONE, &boot_menu,
       "Let SeaBIOS offer its boot menu", NULL },
+    { "control", 0, 0, G_OPTION_ARG_FILENAME, &control,
+      "Listen for QMP commands on this UNIX socket", "PATH" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new (NULL);
@@ -410,6 +430,17 @@ main (int argc, char **argv)
     }
   r.loop = g_main_loop_new (NULL, FALSE);
   vmm_machine_set_state_callback (r.machine, on_state, &r);
+  if (control)
+    {
+      r.control = vmm_qmp_server_new (r.machine, control, &cfg,
+                                      on_control_quit, &r, &error);
+      if (!r.control)
+        {
+          fprintf (stderr, "vessel-run: --control %s\n", error->message);
+          r.status = EXIT_USAGE;
+          goto out_machine;
+        }
+    }
   vmm_machine_set_serial_ready_callback (r.machine, on_serial_ready, &r);
   g_unix_signal_add (SIGINT, on_signal, &r);
   g_unix_signal_add (SIGTERM, on_signal, &r);
@@ -421,6 +452,8 @@ main (int argc, char **argv)
     g_main_loop_run (r.loop);
   else
     fprintf (stderr, "vessel-run: %s\n", error->message);
+  vmm_qmp_server_free (r.control);
+out_machine:
   vmm_machine_free (r.machine);
   g_main_loop_unref (r.loop);
 

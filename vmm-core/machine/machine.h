@@ -130,6 +130,17 @@ typedef void (*vmm_machine_event_fn) (vmm_machine *m, vmm_machine_event event,
                                       void *opaque);
 void vmm_machine_set_event_callback (vmm_machine *m, vmm_machine_event_fn fn,
                                      void *opaque);
+/* More parties may watch one machine (the front end, the control socket):
+ * each listener gets every state change and event, either function may be
+ * NULL. They are called on whichever thread made the change, with the
+ * machine's listener lock held: record or queue work only, and never add or
+ * remove a listener from inside one. Once remove returns, the listener's
+ * functions are not running and will not run again. */
+unsigned vmm_machine_add_listener (vmm_machine *m,
+                                   vmm_machine_state_fn state_fn,
+                                   vmm_machine_event_fn event_fn,
+                                   void *opaque);
+void vmm_machine_remove_listener (vmm_machine *m, unsigned id);
 /* The engine's I/O thread context (the control socket runs there). */
 GMainContext *vmm_machine_io_context (vmm_machine *m);
 

@@ -305,10 +305,10 @@ pc_set_state (vmm_machine *m, vmm_machine_state state)
   bool changed = m->state != state;
   m->state = state;
   g_mutex_unlock (&m->state_lock);
-  if (changed && m->state_fn)
-    m->state_fn (m, state, m->state_opaque);
   if (!changed)
     return;
+  /* Listeners first: the front end's callback may end the program, and
+   * they should hear of it (a power-off) before they are removed. */
   g_mutex_lock (&m->listener_lock);
   for (guint i = 0; i < m->listeners->len; i++)
     {
@@ -317,6 +317,8 @@ pc_set_state (vmm_machine *m, vmm_machine_state state)
         l->state_fn (m, state, l->opaque);
     }
   g_mutex_unlock (&m->listener_lock);
+  if (m->state_fn)
+    m->state_fn (m, state, m->state_opaque);
 }
 
 typedef struct pc_event {
