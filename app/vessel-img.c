@@ -995,9 +995,16 @@ static void bench_submit(Bench *b, unsigned slot)
   }
   b->submitted++;
   uint64_t off = b->offset;
+  /* The walk of qemu-img bench: offset += step, modulo the image size (QEMU
+   * 7.2; identical offsets for the same -o/-s/-S).  Where that would put a
+   * request across the end, wrap modulo size - bufsize as later QEMU does. */
   b->offset += b->step;
-  if (b->offset + b->bufsize > b->size)
-    b->offset = b->start;
+  if (b->size <= b->bufsize)
+    b->offset = 0;
+  else if (b->offset % b->size + b->bufsize <= b->size)
+    b->offset %= b->size;
+  else
+    b->offset %= b->size - b->bufsize;
   g_mutex_unlock(&b->lock);
   vmm_block_submit(b->bs, b->write ? VMM_BLOCK_OP_WRITE : VMM_BLOCK_OP_READ,
                    off, b->bufs[slot], b->bufsize, slot_done, &slots[slot]);

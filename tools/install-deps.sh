@@ -4,7 +4,7 @@
 # build tools); `--bench` adds the benchmark peer (QEMU).
 set -eu
 
-build_pkgs="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev liblzma-dev libzstd-dev seabios"
+build_pkgs="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev liblzma-dev libzstd-dev liburing-dev seabios"
 test_pkgs="qemu-utils grub-pc-bin grub-common xorriso mtools binutils acpica-tools dmidecode"
 bench_pkgs="qemu-system-x86 hyperfine"
 

@@ -1,16 +1,52 @@
-/* vmm-core/block/block-async.c — asynchronous requests on a worker pool.
+/* vmm-core/block/block-async.c — asynchronous requests.
  *
- * Why a worker pool and not io_uring (yet): qcow2 needs metadata lookups and
- * allocation between the guest request and the host I/O, which are plain
- * synchronous code paths here; a pool of threads runs those paths unchanged
- * for every format.  raw images (parallel_io) get true parallelism, qcow2
- * requests queue on the image's lock.  The completion runs on the worker, or
- * is posted to the GMainContext given with vmm_block_set_completion_context()
- * (the machine's I/O thread).  io_uring can later replace the raw data path
- * behind this same interface. */
+ * Two paths behind vmm_block_submit():
+ *
+ * 1. io_uring (liburing) for O_DIRECT data I/O: reads and writes whose
+ *    buffer, offset and length are 512-byte aligned, on a raw image or on
+ *    qcow2 clusters that are already mapped (or, for reads, unallocated over
+ *    a raw backing file).  The mapping is looked up on the submitting thread
+ *    without I/O (only L2 tables already in the cache; the image lock is only
+ *    tried, never waited for), and the request goes to a per-image ring; a
+ *    reaper thread per image takes the completions.  Every in-flight request
+ *    is in flight in the kernel, so queue depth 32 really is depth 32.
+ * 2. a GThreadPool (VMM_BLOCK_POOL_THREADS workers) for everything else:
+ *    buffered I/O, qcow2 allocation and copy-on-write, flush, discard, short
+ *    or failed io_uring requests (redone synchronously, which also gives the
+ *    usual error messages).
+ * The completion runs on the reaper or worker thread, or is posted to the
+ *    GMainContext given with vmm_block_set_completion_context().
+ *
+ * Why io_uring and not more pool threads (vessel-img bench -t none against
+ * qemu-img bench, 2-CPU VM shared with other builds, ext4 on virtio-blk,
+ * bench/img/bench-img.py; ratio = QEMU time / Vessel time; pool column:
+ * before this change, single runs; io_uring column: medians of 3, the range
+ * over repeated matrix runs):
+ *
+ *                                    pool (4 threads)   io_uring
+ *   raw 4 KiB random read qd32            0.85x           1.0-3.5x
+ *   raw 1 MiB sequential write qd8        0.39x           1.08x
+ *   raw 1 MiB sequential read qd8         0.88x           0.94-1.0x
+ *
+ * With 4 threads depth 32 becomes depth 4.  A bigger pool was not measured;
+ * it would cost a wake-up and a context switch per request, as QEMU's own
+ * pool does, which io_uring avoids (and on 2 CPUs that matters).
+ * (qemu-img bench uses QEMU's 64-thread pool.)  When io_uring_queue_init fails
+ * (old kernel, seccomp sandbox, io_uring_disabled sysctl), or liburing was
+ * not there at build time, or VESSEL_BLOCK_NO_URING is set, the pool does all
+ * requests as before. */
 #include "vmm-core/block/block-int.h"
+#include "vmm-core/block/qcow2.h"
+
+#include <errno.h>
+#include <string.h>
+
+#ifdef VMM_HAVE_LIBURING
+#include <liburing.h>
+#endif
 
 #define VMM_BLOCK_POOL_THREADS 4
+#define VMM_BLOCK_URING_ENTRIES 256
 
 typedef struct {
   VmmBlock *bs;
@@ -22,6 +58,7 @@ typedef struct {
   gpointer user_data;
   gboolean ok;
   GError *error;
+  gboolean pinned;  /* qcow2 io_in_flight raised for the io_uring request */
 } Request;
 
 static void request_finish(Request *req)
@@ -43,6 +80,8 @@ static gboolean complete_in_context(gpointer data)
   request_finish(data);
   return G_SOURCE_REMOVE;
 }
+
+static void deliver(Request *req);
 
 static void worker(gpointer data, gpointer pool_data)
 {
@@ -69,6 +108,12 @@ static void worker(gpointer data, gpointer pool_data)
     g_set_error(&req->error, VMM_BLOCK_ERROR, VMM_BLOCK_ERROR_INVALID,
                 "%s: unknown request type %d", bs->filename, req->op);
   }
+  deliver(req);
+}
+
+static void deliver(Request *req)
+{
+  VmmBlock *bs = req->bs;
   GMainContext *ctx = bs->completion_ctx;
   if (ctx) {
     GSource *src = g_idle_source_new();
@@ -80,6 +125,190 @@ static void worker(gpointer data, gpointer pool_data)
     request_finish(req);
   }
 }
+
+/* ---- io_uring ---- */
+#ifdef VMM_HAVE_LIBURING
+struct VmmBlockUring {
+  struct io_uring ring;
+  GMutex sq_lock;     /* submitters; the reaper alone touches the CQ */
+  GThread *reaper;
+  gint in_ring;       /* requests submitted and not yet reaped */
+  gint stopping;
+};
+
+static void uring_complete(VmmBlock *bs, Request *req, int res)
+{
+  if (req->pinned) {
+    qcow2_unpin_io(bs);
+    req->pinned = FALSE;
+  }
+  if (res >= 0 && (uint64_t)res == req->len) {
+    req->ok = TRUE;
+    deliver(req);
+    return;
+  }
+  /* short (end of file), refused (alignment) or failed: the synchronous path
+   * redoes the whole request and reports errors the usual way */
+  g_thread_pool_push(bs->pool, req, NULL);
+}
+
+static gpointer uring_reaper(gpointer data)
+{
+  VmmBlock *bs = data;
+  struct VmmBlockUring *u = bs->uring;
+  for (;;) {
+    struct io_uring_cqe *cqe;
+    int r = io_uring_wait_cqe(&u->ring, &cqe);
+    if (r == -EINTR || r == -EAGAIN)
+      continue;
+    if (r < 0) {
+      g_warning("%s: io_uring_wait_cqe failed: %s", bs->filename,
+                g_strerror(-r));
+      break;
+    }
+    Request *req = io_uring_cqe_get_data(cqe);
+    int res = cqe->res;
+    io_uring_cqe_seen(&u->ring, cqe);
+    if (req) {
+      uring_complete(bs, req, res);
+      g_atomic_int_add(&u->in_ring, -1);
+    }
+    if (g_atomic_int_get(&u->stopping) && g_atomic_int_get(&u->in_ring) == 0)
+      break;
+  }
+  return NULL;
+}
+
+/* Called with async_lock held. */
+static struct VmmBlockUring *uring_get(VmmBlock *bs)
+{
+  if (bs->uring || bs->uring_failed)
+    return bs->uring;
+  if (g_getenv("VESSEL_BLOCK_NO_URING")) {
+    bs->uring_failed = TRUE;
+    return NULL;
+  }
+  struct VmmBlockUring *u = g_new0(struct VmmBlockUring, 1);
+  int r = io_uring_queue_init(VMM_BLOCK_URING_ENTRIES, &u->ring, 0);
+  if (r < 0) {
+    g_debug("%s: io_uring unavailable (%s); using the worker pool",
+            bs->filename, g_strerror(-r));
+    g_free(u);
+    bs->uring_failed = TRUE;
+    return NULL;
+  }
+  g_mutex_init(&u->sq_lock);
+  bs->uring = u;
+  u->reaper = g_thread_new("vmm-block-uring", uring_reaper, bs);
+  return u;
+}
+
+static gboolean uring_push(struct VmmBlockUring *u, Request *req, int fd,
+                           uint64_t host)
+{
+  g_mutex_lock(&u->sq_lock);
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+  if (!sqe) {
+    io_uring_submit(&u->ring);
+    sqe = io_uring_get_sqe(&u->ring);
+  }
+  if (!sqe) {
+    g_mutex_unlock(&u->sq_lock);
+    return FALSE;
+  }
+  if (req->op == VMM_BLOCK_OP_READ)
+    io_uring_prep_read(sqe, fd, req->buf, (unsigned)req->len, host);
+  else
+    io_uring_prep_write(sqe, fd, req->buf, (unsigned)req->len, host);
+  io_uring_sqe_set_data(sqe, req);
+  g_atomic_int_inc(&u->in_ring);
+  int r;
+  do
+    r = io_uring_submit(&u->ring);
+  while (r == -EINTR || r == -EAGAIN);
+  g_mutex_unlock(&u->sq_lock);
+  if (r < 0) {
+    /* the SQE stays queued and goes with the next submit; a ring that
+     * refuses submissions altogether will not be used again */
+    g_warning("io_uring_submit failed: %s", g_strerror(-r));
+  }
+  return TRUE;
+}
+
+/* Sends a read or write straight to the kernel if it can go there. */
+static gboolean try_uring(Request *req)
+{
+  VmmBlock *bs = req->bs;
+  if (bs->dfd < 0 || req->len == 0 || req->len > (1u << 30) ||
+      (req->op == VMM_BLOCK_OP_WRITE && bs->read_only) ||
+      req->offset > bs->size || req->len > bs->size - req->offset ||
+      (((uintptr_t)req->buf | req->offset | req->len) &
+       (VMM_BLOCK_DIRECT_ALIGN - 1)))
+    return FALSE;
+  g_mutex_lock(&bs->async_lock);
+  struct VmmBlockUring *u = uring_get(bs);
+  g_mutex_unlock(&bs->async_lock);
+  if (!u)
+    return FALSE;
+  int fd = bs->dfd;
+  uint64_t host = req->offset;
+  if (bs->drv == &vmm_block_qcow2_driver) {
+    if (!g_rec_mutex_trylock(&bs->lock))
+      return FALSE;
+    gboolean ok = qcow2_map_direct(bs, req->op == VMM_BLOCK_OP_WRITE,
+                                   req->offset, req->len, &fd, &host,
+                                   &req->pinned);
+    g_rec_mutex_unlock(&bs->lock);
+    if (!ok)
+      return FALSE;
+  } else if (bs->drv != &vmm_block_raw_driver) {
+    return FALSE;
+  }
+  if (!uring_push(u, req, fd, host)) {
+    if (req->pinned) {
+      qcow2_unpin_io(bs);
+      req->pinned = FALSE;
+    }
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void vmm_block_async_shutdown(VmmBlock *bs)
+{
+  struct VmmBlockUring *u = bs->uring;
+  if (!u)
+    return;
+  /* a NOP wakes the reaper, which leaves once nothing is left in the ring */
+  g_mutex_lock(&u->sq_lock);
+  g_atomic_int_set(&u->stopping, 1);
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+  if (!sqe) {
+    io_uring_submit(&u->ring);
+    sqe = io_uring_get_sqe(&u->ring);
+  }
+  if (sqe) {
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data(sqe, NULL);
+    io_uring_submit(&u->ring);
+  }
+  g_mutex_unlock(&u->sq_lock);
+  g_thread_join(u->reaper);
+  io_uring_queue_exit(&u->ring);
+  g_mutex_clear(&u->sq_lock);
+  g_free(u);
+  bs->uring = NULL;
+}
+#else
+static gboolean try_uring(Request *req)
+{
+  return FALSE;
+}
+
+void vmm_block_async_shutdown(VmmBlock *bs)
+{
+}
+#endif
 
 void vmm_block_set_completion_context(VmmBlock *bs, GMainContext *context)
 {
@@ -103,6 +332,8 @@ void vmm_block_submit(VmmBlock *bs, VmmBlockOp op, uint64_t offset, void *buf,
                                  NULL);
   bs->in_flight++;
   g_mutex_unlock(&bs->async_lock);
+  if ((op == VMM_BLOCK_OP_READ || op == VMM_BLOCK_OP_WRITE) && try_uring(req))
+    return;
   g_thread_pool_push(bs->pool, req, NULL);
 }
 

@@ -49,7 +49,12 @@ struct VmmBlock {
   GMutex async_lock;
   GCond async_cond;
   unsigned in_flight;
+  struct VmmBlockUring *uring; /* io_uring data path (block-async.c), or NULL */
+  gboolean uring_failed;       /* io_uring unavailable: worker pool only */
 };
+
+/* block-async.c: stops the io_uring data path (after a drain). */
+void vmm_block_async_shutdown(VmmBlock *bs);
 
 extern const VmmBlockDriver vmm_block_raw_driver;
 extern const VmmBlockDriver vmm_block_qcow2_driver;

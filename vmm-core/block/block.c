@@ -175,6 +175,7 @@ gboolean vmm_block_close(VmmBlock *bs, GError **error)
   if (!bs)
     return TRUE;
   vmm_block_drain(bs);
+  vmm_block_async_shutdown(bs);
   if (bs->pool)
     g_thread_pool_free(bs->pool, FALSE, TRUE);
   gboolean ok = TRUE;

@@ -5,13 +5,13 @@
  * may issue unaligned ones.  The synchronous calls may be used from any
  * thread; one image serialises its metadata updates internally.
  *
- * Asynchronous I/O: vmm_block_submit() queues a request on the image's worker
- * pool (a GThreadPool, created on first use).  The completion callback runs on
- * the worker thread, or, if a GMainContext was given with
- * vmm_block_set_completion_context(), is posted to that context.  raw images
- * run requests in parallel (pread/pwrite); qcow2 requests are serialised by
- * the image's lock.  A worker pool was chosen over io_uring so that the same
- * path serves every format and every kernel; see block-async.c.
+ * Asynchronous I/O: vmm_block_submit() sends aligned O_DIRECT reads and
+ * writes that need no metadata work to io_uring, and queues everything else
+ * on the image's worker pool (a GThreadPool, created on first use).  The
+ * completion callback runs on the io_uring reaper or worker thread, or, if a
+ * GMainContext was given with vmm_block_set_completion_context(), is posted
+ * to that context.  Without io_uring the pool does everything; see
+ * block-async.c.
  */
 #pragma once
 

@@ -67,6 +67,16 @@ static gboolean write_entry(Qcow2 *q, Qcow2Cache *c, Entry *e, GError **error)
   return TRUE;
 }
 
+/* The cached table at offset, or NULL when it is not cached (no I/O, no
+ * eviction, the LRU clock is left alone). */
+const uint8_t *qcow2_cache_peek(Qcow2Cache *c, uint64_t offset)
+{
+  for (unsigned i = 0; i < c->n; i++)
+    if (c->e[i].offset == offset && offset != 0)
+      return c->e[i].table;
+  return NULL;
+}
+
 uint8_t *qcow2_cache_get(Qcow2 *q, Qcow2Cache *c, uint64_t offset,
                          gboolean read, GError **error)
 {

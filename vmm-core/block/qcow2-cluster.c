@@ -3,6 +3,7 @@
  * allocation and copy-on-write, discard and zeroing. */
 #include "vmm-core/block/qcow2.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -139,7 +140,7 @@ static gboolean check_data_offset(Qcow2 *q, uint64_t l2e, GError **error)
               "x is not aligned to a cluster boundary", host);
     return FALSE;
   }
-  if (host >= vmm_block_file_size(q->bs) && host >= q->alloc_end << q->cluster_bits) {
+  if (host >= q->alloc_end << q->cluster_bits && host >= vmm_block_file_size(q->bs)) {
     QCOW2_ERR(error, CORRUPT, q, "data cluster offset 0x%" G_GINT64_MODIFIER
               "x is past the end of the file", host);
     return FALSE;
@@ -249,6 +250,88 @@ static gboolean unlocked_io(Qcow2 *q, gboolean write, uint64_t host, void *buf,
   g_rec_mutex_lock(&bs->lock);
   q->io_in_flight--;
   return ok;
+}
+
+gboolean qcow2_map_direct(VmmBlock *bs, gboolean write, uint64_t off,
+                          uint64_t len, int *fd, uint64_t *host,
+                          gboolean *pinned)
+{
+  Qcow2 *q = bs->opaque;
+  enum { NONE, DATA, BACKING } kind = NONE;
+  uint64_t run_host = 0, done = 0;
+  if (q->incompatible & QCOW2_INCOMPAT_CORRUPT)
+    return FALSE;
+  while (done < len) {
+    uint64_t o = off + done;
+    uint64_t in = qcow2_offset_in_cluster(o, q->cluster_bits);
+    uint64_t n = MIN(len - done, q->cluster_size - in);
+    uint64_t l1i = qcow2_l1_index(o, q->cluster_bits), l2e = 0;
+    if (l1i < q->l1_size) {
+      uint64_t e = q->l1_table[l1i];
+      if (e & QCOW2_L1E_RESERVED)
+        return FALSE;
+      if (e & QCOW2_L1E_OFFSET_MASK) {
+        const uint8_t *t = qcow2_cache_peek(q->l2_cache, e & QCOW2_L1E_OFFSET_MASK);
+        if (!t)
+          return FALSE;
+        l2e = qcow2_be64(t + 8 * qcow2_l2_index(o, q->cluster_bits));
+      }
+    }
+    switch (classify(q, l2e)) {
+    case C_NORMAL:
+      if (write && !(l2e & QCOW2_OFLAG_COPIED))
+        return FALSE;
+      if (!check_data_offset(q, l2e, NULL))
+        return FALSE;
+      if (kind == NONE) {
+        kind = DATA;
+        run_host = (l2e & QCOW2_L2E_OFFSET_MASK) + in;
+      } else if (kind != DATA ||
+                 run_host + done != (l2e & QCOW2_L2E_OFFSET_MASK) + in) {
+        return FALSE;
+      }
+      break;
+    case C_UNALLOCATED:
+      /* unallocated with a raw backing file that covers the range */
+      if (write || !q->backing || q->backing->drv != &vmm_block_raw_driver ||
+          q->backing->dfd < 0 || o + n > vmm_block_size(q->backing))
+        return FALSE;
+      if (kind == NONE)
+        kind = BACKING;
+      else if (kind != BACKING)
+        return FALSE;
+      break;
+    default:
+      return FALSE;
+    }
+    done += n;
+  }
+  if (kind == DATA) {
+    if (bs->dfd < 0)
+      return FALSE;
+    *fd = bs->dfd;
+    *host = run_host;
+    *pinned = TRUE;
+    q->io_in_flight++;
+    if (write)
+      q->need_sync = TRUE;
+    return TRUE;
+  }
+  if (kind == BACKING) {
+    *fd = q->backing->dfd;
+    *host = off;
+    *pinned = FALSE;
+    return TRUE;
+  }
+  return FALSE;
+}
+
+void qcow2_unpin_io(VmmBlock *bs)
+{
+  Qcow2 *q = bs->opaque;
+  g_rec_mutex_lock(&bs->lock);
+  q->io_in_flight--;
+  g_rec_mutex_unlock(&bs->lock);
 }
 
 gboolean qcow2_read(VmmBlock *bs, uint64_t off, void *vbuf, size_t len,
@@ -430,6 +513,85 @@ static gboolean write_new_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
                                   size_t len, uint64_t l2_off, uint64_t l2i,
                                   uint64_t l2e, uint8_t *c, GError **error);
 
+/* ---- allocating writes without the lock ---- */
+
+static gboolean allocs_overlap(Qcow2 *q, uint64_t first, uint64_t n)
+{
+  for (guint i = 0; i + 1 < q->allocs->len; i += 2) {
+    uint64_t f = g_array_index(q->allocs, uint64_t, i);
+    uint64_t m = g_array_index(q->allocs, uint64_t, i + 1);
+    if (f < first + n && first < f + m)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* With the image lock held: if an allocating write to guest clusters
+ * [first, first+n) is in flight, waits for it (dropping the lock) and
+ * returns TRUE: the caller must look the mapping up again. */
+static gboolean wait_allocs(Qcow2 *q, uint64_t first, uint64_t n)
+{
+  if (!allocs_overlap(q, first, n))
+    return FALSE;
+  g_mutex_lock(&q->alloc_mutex);
+  g_rec_mutex_unlock(&q->bs->lock);
+  while (allocs_overlap(q, first, n))
+    g_cond_wait(&q->alloc_cond, &q->alloc_mutex);
+  g_mutex_unlock(&q->alloc_mutex);
+  g_rec_mutex_lock(&q->bs->lock);
+  return TRUE;
+}
+
+/* Newly allocated host clusters [host, host + n clusters) for guest clusters
+ * [first, first+n): writes len bytes of data at data_host without the lock
+ * (the clusters are registered so that other writes to them wait), then
+ * points the L2 entries at them (data before metadata). */
+static gboolean finish_alloc_write(Qcow2 *q, uint64_t first, uint64_t n,
+                                   uint64_t host, uint64_t data_host,
+                                   const uint8_t *data, size_t len,
+                                   GError **error)
+{
+  VmmBlock *bs = q->bs;
+  uint64_t reg[2] = { first, n };
+  g_mutex_lock(&q->alloc_mutex);
+  g_array_append_vals(q->allocs, reg, 2);
+  g_mutex_unlock(&q->alloc_mutex);
+  g_rec_mutex_unlock(&bs->lock);
+  gboolean ok = vmm_block_pwrite(bs, data_host, data, len, error);
+  g_rec_mutex_lock(&bs->lock);
+  if (ok) {
+    q->need_sync = TRUE;
+    for (uint64_t j = 0; j < n && ok; j++) {
+      uint64_t goff = (first + j) << q->cluster_bits, l2_off;
+      uint64_t l2i = qcow2_l2_index(goff, q->cluster_bits);
+      ok = l2_for_write(q, qcow2_l1_index(goff, q->cluster_bits), &l2_off, error);
+      uint8_t *t = ok ? qcow2_cache_get(q, q->l2_cache, l2_off, TRUE, error) : NULL;
+      ok = t != NULL;
+      if (ok) {
+        uint64_t old = qcow2_be64(t + 8 * l2i);
+        qcow2_put_be64(t + 8 * l2i, (host + (j << q->cluster_bits)) | QCOW2_OFLAG_COPIED);
+        qcow2_cache_mark_dirty(q->l2_cache, l2_off);
+        qcow2_free_l2_entry_later(q, old);
+      } else {
+        qcow2_free_later(q, host + (j << q->cluster_bits), (n - j) << q->cluster_bits);
+      }
+    }
+  } else {
+    qcow2_free_later(q, host, n << q->cluster_bits);
+  }
+  g_mutex_lock(&q->alloc_mutex);
+  for (guint i = 0; i + 1 < q->allocs->len; i += 2) {
+    if (g_array_index(q->allocs, uint64_t, i) == first &&
+        g_array_index(q->allocs, uint64_t, i + 1) == n) {
+      g_array_remove_range(q->allocs, i, 2);
+      break;
+    }
+  }
+  g_cond_broadcast(&q->alloc_cond);
+  g_mutex_unlock(&q->alloc_mutex);
+  return ok;
+}
+
 /* Writes [off, off+len) inside one guest cluster; data NULL means zeroes. */
 static gboolean write_in_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
                                  size_t len, GError **error)
@@ -458,6 +620,21 @@ static gboolean write_in_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
       return unlocked_io(q, TRUE, host, (void *)data, len, error);
     g_autofree uint8_t *z = g_malloc0(len);
     return vmm_block_pwrite(q->bs, host, z, len, error);
+  }
+  /* New cluster whose other bytes read as zeroes: zero it in the file
+   * system (no data written), then only the new bytes, without the lock. */
+  if (data && len < q->cluster_size &&
+      (type == C_UNALLOCATED || (type == C_ZERO && !(l2e & QCOW2_L2E_OFFSET_MASK))) &&
+      (type == C_ZERO || !q->backing ||
+       off - in >= vmm_block_size(q->backing))) {
+    uint64_t host;
+    if (!qcow2_alloc_clusters(q, 1, &host, error))
+      return FALSE;
+    if (fallocate(q->bs->fd, FALLOC_FL_ZERO_RANGE, (off_t)host,
+                  (off_t)q->cluster_size) == 0)
+      return finish_alloc_write(q, off >> q->cluster_bits, 1, host, host + in,
+                                data, len, error);
+    qcow2_free_later(q, host, q->cluster_size);
   }
   /* Build the whole new cluster: old content merged with the new bytes. */
   uint8_t *c = g_aligned_alloc(1, q->cluster_size, 4096);
@@ -508,16 +685,71 @@ static gboolean write_new_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
   return TRUE;
 }
 
+static gboolean mapped_for_write(Qcow2 *q, uint64_t l2e)
+{
+  return classify(q, l2e) == C_NORMAL && (l2e & QCOW2_OFLAG_COPIED);
+}
+
 gboolean qcow2_write(VmmBlock *bs, uint64_t off, const void *vbuf, size_t len,
                      GError **error)
 {
   Qcow2 *q = bs->opaque;
   const uint8_t *buf = vbuf;
+  uint64_t cs = q->cluster_size;
   while (len > 0) {
     uint64_t in = qcow2_offset_in_cluster(off, q->cluster_bits);
-    size_t n = (size_t)MIN((uint64_t)len, q->cluster_size - in);
-    if (!write_in_cluster(q, off, buf, n, error))
+    size_t n = (size_t)MIN((uint64_t)len, cs - in);
+    uint64_t ci = off >> q->cluster_bits;
+    if (wait_allocs(q, ci, 1))
+      continue;
+    uint64_t l2e;
+    if (!qcow2_get_l2_entry(q, off, &l2e, error))
       return FALSE;
+    if (mapped_for_write(q, l2e) && check_data_offset(q, l2e, NULL)) {
+      /* overwrite in place: one pwrite for the contiguous host run */
+      uint64_t host = (l2e & QCOW2_L2E_OFFSET_MASK) + in;
+      size_t total = n;
+      while (total < len) {
+        uint64_t e, o = off + total;
+        if (allocs_overlap(q, o >> q->cluster_bits, 1) ||
+            !qcow2_get_l2_entry(q, o, &e, NULL) || !mapped_for_write(q, e) ||
+            (e & QCOW2_L2E_OFFSET_MASK) != host + total ||
+            !check_data_offset(q, e, NULL))
+          break;
+        total += (size_t)MIN((uint64_t)(len - total), cs);
+      }
+      q->need_sync = TRUE;
+      if (!unlocked_io(q, TRUE, host, (void *)buf, total, error))
+        return FALSE;
+      n = total;
+    } else if (in == 0 && n == cs &&
+               (classify(q, l2e) == C_UNALLOCATED || classify(q, l2e) == C_NORMAL ||
+                (classify(q, l2e) == C_ZERO && !(l2e & QCOW2_L2E_OFFSET_MASK)))) {
+      /* whole clusters: allocate the run within this L2 table at once and
+       * write it with one pwrite, without the lock */
+      uint64_t l2i = qcow2_l2_index(off, q->cluster_bits), k = 1, l2_off;
+      if (!l2_for_write(q, qcow2_l1_index(off, q->cluster_bits), &l2_off, error))
+        return FALSE;
+      while ((k + 1) * cs <= len && l2i + k < q->l2_entries &&
+             !allocs_overlap(q, ci + k, 1)) {
+        uint64_t e;
+        if (!qcow2_get_l2_entry(q, off + k * cs, &e, NULL))
+          break;
+        ClusterType t = classify(q, e);
+        if (!(t == C_UNALLOCATED || (t == C_NORMAL && !(e & QCOW2_OFLAG_COPIED)) ||
+              (t == C_ZERO && !(e & QCOW2_L2E_OFFSET_MASK))))
+          break;
+        k++;
+      }
+      uint64_t host;
+      if (!qcow2_alloc_clusters(q, k, &host, error))
+        return FALSE;
+      if (!finish_alloc_write(q, ci, k, host, host, buf, k * cs, error))
+        return FALSE;
+      n = k * cs;
+    } else if (!write_in_cluster(q, off, buf, n, error)) {
+      return FALSE;
+    }
     buf += n;
     off += n;
     len -= n;

@@ -156,6 +156,11 @@ static gboolean open_backing(Qcow2 *q, unsigned flags, GError **error)
 
 static void qcow2_free_state(Qcow2 *q)
 {
+  if (q->allocs) {
+    g_array_free(q->allocs, TRUE);
+    g_mutex_clear(&q->alloc_mutex);
+    g_cond_clear(&q->alloc_cond);
+  }
   if (q->backing)
     vmm_block_close(q->backing, NULL);
   qcow2_cache_free(q->l2_cache);
@@ -235,6 +240,9 @@ static gboolean qcow2_open(VmmBlock *bs, unsigned flags, GError **error)
   q->bs = bs;
   q->extensions = g_array_new(FALSE, TRUE, sizeof(Qcow2Ext));
   q->pending_free = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+  q->allocs = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+  g_mutex_init(&q->alloc_mutex);
+  g_cond_init(&q->alloc_cond);
   bs->opaque = q;
   uint64_t file_size = vmm_block_file_size(bs);
   uint8_t first[QCOW2_V3_HEADER_LEN_CT];

@@ -134,6 +134,12 @@ typedef struct Qcow2 {
   unsigned io_in_flight;     /* data preads/pwrites running without the lock;
                                 frees are not applied while any runs */
   gboolean dirty_on_disk;    /* we set the dirty bit (lazy refcounts) */
+  /* Allocating writes whose data is being written without the lock: guest
+   * cluster ranges (pairs of first, count).  Other writes to those clusters
+   * wait on alloc_cond (alloc_mutex is taken only with the image lock). */
+  GArray *allocs;
+  GMutex alloc_mutex;
+  GCond alloc_cond;
 } Qcow2;
 
 /* ---- address helpers, literally from the spec (qcow2-cluster.c) ---- */
@@ -217,6 +223,7 @@ void qcow2_cache_free(Qcow2Cache *c);
 /* Returns the table (on-disk byte order); valid until the next get. */
 uint8_t *qcow2_cache_get(Qcow2 *q, Qcow2Cache *c, uint64_t offset,
                          gboolean read, GError **error);
+const uint8_t *qcow2_cache_peek(Qcow2Cache *c, uint64_t offset);
 void qcow2_cache_mark_dirty(Qcow2Cache *c, uint64_t offset);
 gboolean qcow2_cache_flush(Qcow2 *q, Qcow2Cache *c, GError **error);
 void qcow2_cache_drop(Qcow2Cache *c, uint64_t offset);
@@ -267,6 +274,16 @@ unsigned qcow2_status(VmmBlock *bs, uint64_t off, uint64_t len, uint64_t *pnum,
 gboolean qcow2_get_l2_entry(Qcow2 *q, uint64_t guest_off, uint64_t *l2e,
                             GError **error);
 gboolean qcow2_grow_l1(Qcow2 *q, uint64_t min_size, GError **error);
+/* Direct (io_uring) data path, called with bs->lock held: maps the guest
+ * range to one host range without doing any I/O -- a run of mapped clusters
+ * of this file (pinned against frees until qcow2_unpin_io), or, for reads of
+ * unallocated clusters, the same range of a raw backing file.  FALSE when
+ * the request needs the ordinary path (allocation, COW, zero or compressed
+ * clusters, tables not cached...). */
+gboolean qcow2_map_direct(VmmBlock *bs, gboolean write, uint64_t off,
+                          uint64_t len, int *fd, uint64_t *host,
+                          gboolean *pinned);
+void qcow2_unpin_io(VmmBlock *bs);
 gboolean qcow2_write_l1_table(Qcow2 *q, GError **error);
 /* Sets clusters in [off, off+len) to unallocated (mode 0) or zero (mode 1),
  * whole clusters only. */
