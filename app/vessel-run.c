@@ -297,6 +297,7 @@ main (int argc, char **argv)
   g_autofree char *debugcon = NULL, *kernel_entry = NULL, *cpu = NULL;
   g_auto (GStrv) disk_specs = NULL;
   g_autofree char *cdrom = NULL, *boot = NULL, *control = NULL;
+  g_autofree char *display = NULL;
   int cpus = 1;
   gboolean sercon = FALSE, boot_menu = FALSE;
   GOptionEntry entries[] = {
@@ -324,6 +325,9 @@ main (int argc, char **argv)
       "An ISO image in the CD-ROM drive", "ISO" },
     { "boot", 0, 0, G_OPTION_ARG_STRING, &boot,
       "What firmware boots first: cdrom or disk", "cdrom|disk" },
+    { "display", 0, 0, G_OPTION_ARG_STRING, &display,
+      "The display device: std (Bochs/std VGA, the default) or none",
+      "std|none" },
     { "serial", 0, 0, G_OPTION_ARG_STRING, &serial,
       "COM1: stdio, file:PATH or none (default stdio)", "DEST" },
     { "debugcon", 0, 0, G_OPTION_ARG_STRING, &debugcon,
@@ -382,6 +386,14 @@ main (int argc, char **argv)
       else
         die_usage ("--boot: '%s' is not cdrom or disk", boot);
     }
+  vmm_display_kind display_kind = VMM_DISPLAY_STD;
+  if (display)
+    {
+      if (strcmp (display, "none") == 0)
+        display_kind = VMM_DISPLAY_NONE;
+      else if (strcmp (display, "std") != 0)
+        die_usage ("--display: '%s' is not std or none", display);
+    }
   size_t n_disks = disk_specs ? g_strv_length (disk_specs) : 0;
   if (n_disks > VMM_MACHINE_MAX_DISKS)
     die_usage ("--disk: at most %d disks", VMM_MACHINE_MAX_DISKS);
@@ -416,6 +428,7 @@ main (int argc, char **argv)
     .n_disks = n_disks,
     .cdrom = cdrom,
     .boot = boot_device,
+    .display = display_kind,
   };
   if (r.serial.fd >= 0)
     cfg.serial = (vmm_chardev) { output_write, &r.serial };

@@ -226,6 +226,25 @@ cmd_eject (void *opaque, JsonObject *args, GError **error)
 }
 
 static JsonNode *
+cmd_screendump (void *opaque, JsonObject *args, GError **error)
+{
+  vmm_qmp_server *s = opaque;
+  if (json_object_has_member (args, "format")
+      && strcmp (json_object_get_string_member (args, "format"), "png") != 0)
+    {
+      g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                   "Vessel writes screendumps as png");
+      return NULL;
+    }
+  const char *filename = json_object_get_string_member (args, "filename");
+  g_autoptr (GError) local = NULL;
+  if (!vmm_machine_screendump (s->machine, filename, &local))
+    g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC, "%s",
+                 local->message);
+  return NULL;
+}
+
+static JsonNode *
 cmd_blockdev_change_medium (void *opaque, JsonObject *args, GError **error)
 {
   vmm_qmp_server *s = opaque;
@@ -271,6 +290,14 @@ static const vmm_qmp_arg change_medium_args[] = {
   { NULL },
 };
 
+static const vmm_qmp_arg screendump_args[] = {
+  { "filename", VMM_QMP_ARG_STRING, false },
+  { "format", VMM_QMP_ARG_STRING, true },
+  { "device", VMM_QMP_ARG_STRING, true },
+  { "head", VMM_QMP_ARG_INT, true },
+  { NULL },
+};
+
 const vmm_qmp_command vmm_qmp_commands[] = {
   { "query-status", cmd_query_status, NULL },
   { "stop", cmd_stop, NULL },
@@ -282,6 +309,7 @@ const vmm_qmp_command vmm_qmp_commands[] = {
   { "eject", cmd_eject, eject_args },
   { "blockdev-change-medium", cmd_blockdev_change_medium,
     change_medium_args },
+  { "screendump", cmd_screendump, screendump_args },
   { "query-commands", cmd_query_commands, NULL },
   { "query-version", cmd_query_version, NULL },
   { NULL },

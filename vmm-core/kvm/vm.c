@@ -62,6 +62,7 @@ typedef struct vm_slot {
   uint64_t len;
   void *host;
   bool readonly;
+  bool log_dirty;
 } vm_slot;
 
 struct vmm_vm {
@@ -387,7 +388,8 @@ slot_apply (vmm_vm *vm, const vm_slot *s, bool remove, GError **error)
 {
   struct kvm_userspace_memory_region r = {
     .slot = s->id,
-    .flags = s->readonly ? KVM_MEM_READONLY : 0,
+    .flags = (s->readonly ? KVM_MEM_READONLY : 0)
+             | (s->log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0),
     .guest_phys_addr = s->gpa,
     .memory_size = remove ? 0 : s->len,
     .userspace_addr = (uintptr_t) s->host,
@@ -737,9 +739,46 @@ vmm_vm_ncpus (vmm_vm *vm)
   return vm->ncpus;
 }
 
+static gboolean vm_map (vmm_vm *vm, uint64_t gpa, uint64_t len, void *host,
+                        bool readonly, bool log_dirty, GError **error);
+
 gboolean
 vmm_vm_map (vmm_vm *vm, uint64_t gpa, uint64_t len, void *host, bool readonly,
             GError **error)
+{
+  return vm_map (vm, gpa, len, host, readonly, false, error);
+}
+
+gboolean
+vmm_vm_map_logged (vmm_vm *vm, uint64_t gpa, uint64_t len, void *host,
+                   GError **error)
+{
+  return vm_map (vm, gpa, len, host, false, true, error);
+}
+
+bool
+vmm_vm_get_dirty_log (vmm_vm *vm, uint64_t gpa, unsigned long *bitmap)
+{
+  bool found = false;
+  g_mutex_lock (&vm->slots_lock);
+  for (guint i = 0; i < vm->slots->len; i++)
+    {
+      vm_slot *s = &g_array_index (vm->slots, vm_slot, i);
+      if (s->gpa == gpa && s->log_dirty)
+        {
+          struct kvm_dirty_log log = { .slot = s->id };
+          log.dirty_bitmap = bitmap;
+          found = ioctl (vm->fd, KVM_GET_DIRTY_LOG, &log) == 0;
+          break;
+        }
+    }
+  g_mutex_unlock (&vm->slots_lock);
+  return found;
+}
+
+static gboolean
+vm_map (vmm_vm *vm, uint64_t gpa, uint64_t len, void *host, bool readonly,
+        bool log_dirty, GError **error)
 {
   gboolean ok = TRUE;
   g_mutex_lock (&vm->slots_lock);
@@ -770,7 +809,7 @@ vmm_vm_map (vmm_vm *vm, uint64_t gpa, uint64_t len, void *host, bool readonly,
       ok = FALSE;
       goto out;
     }
-  vm_slot s = { id, gpa, len, host, readonly };
+  vm_slot s = { id, gpa, len, host, readonly, log_dirty };
   if (!slot_apply (vm, &s, false, error))
     {
       ok = FALSE;

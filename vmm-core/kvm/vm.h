@@ -54,6 +54,13 @@ unsigned vmm_vm_ncpus (vmm_vm *vm);
 gboolean vmm_vm_map (vmm_vm *vm, uint64_t gpa, uint64_t len, void *host,
                      bool readonly, GError **error);
 void vmm_vm_unmap (vmm_vm *vm, uint64_t gpa);
+/* Like vmm_vm_map, with KVM tracking which pages the guest writes. */
+gboolean vmm_vm_map_logged (vmm_vm *vm, uint64_t gpa, uint64_t len,
+                            void *host, GError **error);
+/* The pages of the logged slot at @gpa written since the last call, one bit
+ * per 4 KiB page (bit i of word i/64), then cleared. False if no such
+ * slot. */
+bool vmm_vm_get_dirty_log (vmm_vm *vm, uint64_t gpa, unsigned long *bitmap);
 
 /* Applies "host,-feature,..." to every vCPU's CPUID (before start; kept
  * across rebuilds). Adding back only works for what KVM offers. */

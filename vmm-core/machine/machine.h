@@ -35,6 +35,11 @@ typedef struct vmm_disk_config {
 } vmm_disk_config;
 
 typedef enum {
+  VMM_DISPLAY_STD,  /* Bochs/std VGA (PCI 00:02.0) */
+  VMM_DISPLAY_NONE, /* headless: firmware talks to COM1 if asked */
+} vmm_display_kind;
+
+typedef enum {
   VMM_BOOT_DEFAULT, /* disks, then the CD-ROM */
   VMM_BOOT_CDROM,
   VMM_BOOT_DISK,
@@ -65,6 +70,10 @@ typedef struct vmm_machine_config {
   size_t n_disks;
   const char *cdrom; /* an ISO in the drive, or NULL for an empty drive */
   vmm_boot_device boot;
+  vmm_display_kind display;
+  /* The VGA BIOS; NULL: vgabios-stdvga.bin next to the firmware, or the
+   * installed one. Not used for a direct boot. */
+  const char *vga_rom;
 } vmm_machine_config;
 
 typedef struct vmm_machine vmm_machine;
@@ -143,6 +152,14 @@ unsigned vmm_machine_add_listener (vmm_machine *m,
 void vmm_machine_remove_listener (vmm_machine *m, unsigned id);
 /* The engine's I/O thread context (the control socket runs there). */
 GMainContext *vmm_machine_io_context (vmm_machine *m);
+
+/* The guest's screen (NULL without a display device): a surface with
+ * damage and listeners, refreshed on the I/O thread. */
+struct display_surface;
+struct display_surface *vmm_machine_display (vmm_machine *m);
+/* Writes the current screen as a PNG file. */
+gboolean vmm_machine_screendump (vmm_machine *m, const char *path,
+                                 GError **error);
 
 /* Host → COM1; returns the bytes accepted. */
 size_t vmm_machine_serial_receive (vmm_machine *m, const uint8_t *buf,

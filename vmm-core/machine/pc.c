@@ -12,7 +12,10 @@
 #include "vmm-core/devices/fw-cfg.h"
 #include "vmm-core/devices/ide.h"
 #include "vmm-core/devices/rtc.h"
+#include "display/screendump.h"
+#include "display/surface.h"
 #include "vmm-core/devices/uart16550.h"
+#include "vmm-core/devices/vga.h"
 #include "vmm-core/devices/virtio-blk.h"
 #include "vmm-core/kvm/iothread.h"
 #include "vmm-core/kvm/memory.h"
@@ -42,6 +45,10 @@
 /* The first PCI slot for virtio disks (00:02 is for the display, 00:03 for
  * the first NIC). */
 #define PC_VIRTIO_DISK_SLOT 4
+#define PC_VGA_SLOT 2
+/* Screen refresh: KVM's dirty log of the framebuffer, then the renderer
+ * redraws only rows that changed. */
+#define PC_DISPLAY_REFRESH_NS (G_GUINT64_CONSTANT (1000000000) / 30)
 
 /* PAM segments (i440FX datasheet 3.2.18): 0xF0000-0xFFFFF is one 64 KiB
  * segment (PAM0 high nibble), 0xC0000-0xEFFFF twelve of 16 KiB. */
@@ -73,6 +80,12 @@ struct vmm_machine {
   vmm_ioeventfd_host ioeventfd_host;
   ide_controller *ide;
   atapi_cdrom *cdrom;
+  vga *vga;
+  display_surface *display;
+  vmm_timer *refresh;
+  uint64_t frame;
+  uint64_t lfb_gpa; /* VMM_PCI_UNMAPPED when the framebuffer has no slot */
+  unsigned long *dirty_bitmap;
   virtio_blk *vblk[VMM_MACHINE_MAX_DISKS];
   VmmBlock *vblk_image[VMM_MACHINE_MAX_DISKS];
   unsigned n_vblk;
@@ -372,6 +385,8 @@ pc_do_reset (vmm_machine *m)
     vmm_device_reset (ide_device (m->ide));
   for (unsigned i = 0; i < m->n_vblk; i++)
     vmm_device_reset (virtio_blk_device (m->vblk[i]));
+  if (m->vga)
+    vmm_device_reset (vga_device (m->vga));
   vmm_device_reset (uart16550_device (m->com1));
   vmm_device_reset (debugcon_device (m->dbg));
   vmm_device_reset (rtc_device (m->rtc));
@@ -774,6 +789,124 @@ pc_route_intx (void *opaque, unsigned devfn, unsigned pin, bool level)
   pc_board_route_intx (&m->board, devfn, pin, level);
 }
 
+/* --- display ------------------------------------------------------------ */
+
+/* The guest placed or removed the framebuffer BAR: map VRAM there as RAM
+ * with dirty logging, so guest drawing costs no exit and the refresh finds
+ * changed pages in KVM's log. (Called with the VGA's lock held; mapping
+ * takes only the VM's slot lock.) */
+static void
+pc_vga_lfb (void *opaque, uint64_t gpa, uint8_t *vram, size_t size)
+{
+  vmm_machine *m = opaque;
+  if (m->lfb_gpa != VMM_PCI_UNMAPPED)
+    vmm_vm_unmap (m->vm, m->lfb_gpa);
+  m->lfb_gpa = VMM_PCI_UNMAPPED;
+  if (gpa == VMM_PCI_UNMAPPED)
+    return;
+  g_autoptr (GError) error = NULL;
+  if (vmm_vm_map_logged (m->vm, gpa, size, vram, &error))
+    m->lfb_gpa = gpa;
+  else
+    g_warning ("framebuffer at 0x%" G_GINT64_MODIFIER "x: %s", gpa,
+               error->message);
+}
+
+static void
+pc_display_refresh (void *opaque)
+{
+  vmm_machine *m = opaque;
+  size_t vram_size;
+  vga_vram (m->vga, &vram_size);
+  size_t pages = vram_size / VGA_PAGE_SIZE;
+  uint64_t gpa = m->lfb_gpa;
+  if (gpa != VMM_PCI_UNMAPPED && vmm_vm_get_dirty_log (m->vm, gpa,
+                                                       m->dirty_bitmap))
+    vga_mark_vram_dirty_bitmap (m->vga, m->dirty_bitmap, pages);
+  vga_render (m->vga, m->display, m->frame++);
+  vmm_timer_arm (m->refresh, vmm_clock_now (vmm_iothread_clock (m->io))
+                                 + PC_DISPLAY_REFRESH_NS);
+}
+
+static char *
+pc_find_vga_rom (vmm_machine *m)
+{
+  if (m->cfg.vga_rom)
+    return g_strdup (m->cfg.vga_rom);
+  if (m->firmware_path)
+    {
+      g_autofree char *dir = g_path_get_dirname (m->firmware_path);
+      char *p = g_build_filename (dir, "vgabios-stdvga.bin", NULL);
+      if (g_file_test (p, G_FILE_TEST_IS_REGULAR))
+        return p;
+      g_free (p);
+    }
+  const char *installed = "/usr/share/seabios/vgabios-stdvga.bin";
+  return g_file_test (installed, G_FILE_TEST_IS_REGULAR) ? g_strdup (installed)
+                                                         : NULL;
+}
+
+static gboolean
+pc_attach_display (vmm_machine *m, GError **error)
+{
+  m->lfb_gpa = VMM_PCI_UNMAPPED;
+  if (m->cfg.display == VMM_DISPLAY_NONE)
+    return TRUE;
+  g_autofree char *rom = NULL;
+  gsize rom_len = 0;
+  if (!m->kernel)
+    {
+      g_autofree char *path = pc_find_vga_rom (m);
+      if (!path)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                       "no VGA BIOS found: install Debian's seabios package "
+                       "or run without a display");
+          return FALSE;
+        }
+      if (!g_file_get_contents (path, &rom, &rom_len, error))
+        return FALSE;
+    }
+  m->vga = vga_create (m->pio, m->mmio, (const uint8_t *) rom, rom_len, 0,
+                       error);
+  if (!m->vga)
+    return FALSE;
+  vga_set_lfb_handler (m->vga, pc_vga_lfb, m);
+  if (!vga_attach (m->vga, m->pci, VMM_PCI_DEVFN (PC_VGA_SLOT, 0), error))
+    return FALSE;
+  size_t vram_size;
+  vga_vram (m->vga, &vram_size);
+  size_t pages = vram_size / VGA_PAGE_SIZE;
+  m->dirty_bitmap = g_new0 (unsigned long, (pages + 63) / 64);
+  m->display = display_surface_new (640, 480);
+  m->refresh = vmm_timer_new (vmm_iothread_clock (m->io), pc_display_refresh,
+                              m);
+  vmm_timer_arm (m->refresh, vmm_clock_now (vmm_iothread_clock (m->io))
+                                 + PC_DISPLAY_REFRESH_NS);
+  return TRUE;
+}
+
+struct display_surface *
+vmm_machine_display (vmm_machine *m)
+{
+  return m->display;
+}
+
+gboolean
+vmm_machine_screendump (vmm_machine *m, const char *path, GError **error)
+{
+  if (!m->display)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   "this machine has no display");
+      return FALSE;
+    }
+  display_image *img = display_surface_acquire (m->display);
+  gboolean ok = display_image_write_png (img, path, error);
+  display_image_release (img);
+  return ok;
+}
+
 /* --- storage ------------------------------------------------------------ */
 
 static gboolean
@@ -1053,6 +1186,8 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
     goto fail;
   pc_fill_cmos (m);
 
+  if (!pc_attach_display (m, error))
+    goto fail;
   disk_boot = g_ptr_array_new_with_free_func (g_free);
   if (!pc_attach_storage (m, disk_boot, error))
     goto fail;
@@ -1089,6 +1224,12 @@ vmm_machine_free (vmm_machine *m)
       ide_drain (m->ide);
       vmm_device_destroy (ide_device (m->ide));
     }
+  vmm_timer_free (m->refresh);
+  if (m->vga)
+    vmm_device_destroy (vga_device (m->vga));
+  if (m->display)
+    display_surface_free (m->display);
+  g_free (m->dirty_bitmap);
   for (unsigned i = 0; i < m->n_vblk; i++)
     {
       vmm_block_drain (m->vblk_image[i]);

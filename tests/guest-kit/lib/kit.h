@@ -273,4 +273,196 @@ static inline void kit_spin_unlock(kit_spinlock *l)
     __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
 }
 
+
+/* ==== disks and CD-ROMs (ata.c, atapi.c, iso9660.c, virtio-blk.c) ======
+ * Polled drivers, no interrupts: ATA/ATAPI PIO on the legacy IDE ports,
+ * bus-master IDE registers for tests, an ISO9660 reader and a modern
+ * virtio-blk driver over virtio-pci 1.x. Errors are negative numbers; for
+ * ATA they are -(status | error << 8) so a caller can look at both. */
+
+/* ---- time-outs -------------------------------------------------------- */
+/* A deadline us microseconds from now (PM timer; an iteration count when
+ * there is none); kit_deadline_passed() is cheap to call in a poll loop. */
+struct kit_deadline { uint64_t end; uint64_t spins; bool pm; };
+void kit_deadline_set(struct kit_deadline *dl, uint64_t us);
+bool kit_deadline_passed(struct kit_deadline *dl);
+
+/* ---- ATA / ATAPI PIO (ata.c) ------------------------------------------ */
+#define KIT_ATA_SR_ERR 0x01
+#define KIT_ATA_SR_DRQ 0x08
+#define KIT_ATA_SR_DF 0x20
+#define KIT_ATA_SR_DRDY 0x40
+#define KIT_ATA_SR_BSY 0x80
+#define KIT_ATA_ER_ABRT 0x04
+#define KIT_ATA_ER_IDNF 0x10
+#define KIT_ATA_ER_UNC 0x40
+#define KIT_ATA_ETIMEDOUT (-0x10000)
+#define KIT_ATA_ENODEV (-0x20000)
+#define KIT_ATA_EPROTO (-0x30000) /* DRQ or byte count where none belongs */
+
+enum kit_ata_kind { KIT_ATA_NONE = 0, KIT_ATA_DISK = 1, KIT_ATA_ATAPI = 2 };
+
+struct kit_ata_dev {
+    uint16_t io, ctl;       /* 0x1f0/0x3f6 or 0x170/0x376 */
+    uint8_t slave;          /* 0 master, 1 slave */
+    enum kit_ata_kind kind;
+    bool lba48;
+    uint64_t sectors;       /* ATA: addressable sectors (LBA48 if supported) */
+    uint8_t last_status, last_error;
+    char model[41];
+    uint16_t ident[256];
+};
+
+/* The four legacy positions: 0 primary master, 1 primary slave,
+ * 2 secondary master, 3 secondary slave. */
+void kit_ata_init_pos(struct kit_ata_dev *d, int pos);
+const char *kit_ata_pos_name(int pos);
+/* Selects the device, disables its interrupts (nIEN) and identifies it
+ * (IDENTIFY, or IDENTIFY PACKET after the ATAPI signature). Returns the kind. */
+enum kit_ata_kind kit_ata_probe(struct kit_ata_dev *d);
+void kit_ata_select(struct kit_ata_dev *d);
+uint8_t kit_ata_status(struct kit_ata_dev *d);        /* alternate status */
+/* Waits for BSY clear; returns the status or KIT_ATA_ETIMEDOUT. */
+int kit_ata_wait_idle(struct kit_ata_dev *d, uint64_t us);
+/* Loads the LBA48 task file (or LBA28 when !ext) and writes the command. */
+void kit_ata_issue(struct kit_ata_dev *d, uint8_t cmd, uint64_t lba, uint32_t count,
+                   uint8_t features, bool ext);
+/* READ/WRITE SECTORS EXT (PIO), any count; 0 or a negative error. */
+int kit_ata_read(struct kit_ata_dev *d, uint64_t lba, uint32_t count, void *buf);
+int kit_ata_write(struct kit_ata_dev *d, uint64_t lba, uint32_t count, const void *buf);
+int kit_ata_flush(struct kit_ata_dev *d);              /* FLUSH CACHE EXT */
+/* A command without data (or one expected to fail): 0 or -(status|err<<8). */
+int kit_ata_nodata(struct kit_ata_dev *d, uint8_t cmd, uint64_t lba, uint32_t count,
+                   uint8_t features, bool ext);
+
+/* ---- ATAPI (atapi.c) -------------------------------------------------- */
+#define KIT_CD_SECTOR 2048
+/* One PACKET command, PIO data-in of up to len bytes into buf (NULL: no
+ * data). Returns the bytes moved, or -(status | error << 8) (the sense key
+ * is error >> 4), or a KIT_ATA_E* value. */
+int kit_atapi_packet(struct kit_ata_dev *d, const uint8_t cdb[12], void *buf, uint32_t len);
+/* REQUEST SENSE: returns key << 16 | asc << 8 | ascq, or a negative error. */
+int kit_atapi_sense(struct kit_ata_dev *d);
+/* TEST UNIT READY until the unit attention of a new medium has passed;
+ * 0 when ready. */
+int kit_atapi_ready(struct kit_ata_dev *d);
+/* READ CAPACITY: the number of 2048-byte blocks, or a negative error. */
+int64_t kit_atapi_capacity(struct kit_ata_dev *d);
+/* READ(10) of count 2048-byte sectors; 0 or a negative error. */
+int kit_atapi_read(struct kit_ata_dev *d, uint32_t lba, uint32_t count, void *buf);
+
+/* ---- ISO9660 (iso9660.c) ---------------------------------------------- */
+typedef int (*kit_cd_read_fn)(void *ctx, uint32_t lba, uint32_t count, void *buf);
+struct kit_iso_file { uint32_t lba; uint32_t size; bool dir; };
+struct kit_iso9660 {
+    kit_cd_read_fn read;
+    void *ctx;
+    char volume_id[33];
+    uint32_t volume_blocks;
+    struct kit_iso_file root;
+};
+/* Reads the primary volume descriptor (sector 16 on). 0 or negative. */
+int kit_iso_open(struct kit_iso9660 *iso, kit_cd_read_fn read, void *ctx);
+/* Finds "NAME" in the root or "DIR/NAME" one level down (case-insensitive,
+ * ";1" and a trailing '.' ignored). 0 or negative. */
+int kit_iso_find(struct kit_iso9660 *iso, const char *path, struct kit_iso_file *out);
+/* Calls cb for each entry of a directory (not "." or ".."). */
+int kit_iso_list(struct kit_iso9660 *iso, const struct kit_iso_file *dir,
+                 void (*cb)(const char *name, const struct kit_iso_file *f, void *ctx),
+                 void *ctx);
+/* Reads a whole file into buf (rounded up to whole sectors: buf needs
+ * size rounded up to 2048). 0 or negative. */
+int kit_iso_read_file(struct kit_iso9660 *iso, const struct kit_iso_file *f, void *buf);
+/* A kit_cd_read_fn over kit_atapi_read (ctx: struct kit_ata_dev *). */
+int kit_atapi_cd_read(void *ctx, uint32_t lba, uint32_t count, void *buf);
+
+/* ---- virtio-blk over modern virtio-pci (virtio-blk.c) ------------------ */
+#define KIT_VIRTIO_S_ACK 0x01
+#define KIT_VIRTIO_S_DRIVER 0x02
+#define KIT_VIRTIO_S_DRIVER_OK 0x04
+#define KIT_VIRTIO_S_FEATURES_OK 0x08
+#define KIT_VIRTIO_S_NEEDS_RESET 0x40
+#define KIT_VIRTIO_S_FAILED 0x80
+#define KIT_VIRTIO_BLK_T_IN 0
+#define KIT_VIRTIO_BLK_T_OUT 1
+#define KIT_VIRTIO_BLK_T_FLUSH 4
+#define KIT_VIRTIO_BLK_S_OK 0
+#define KIT_VIRTIO_BLK_S_IOERR 1
+#define KIT_VIRTIO_BLK_S_UNSUPP 2
+#define KIT_VIRTQ_DESC_F_NEXT 1
+#define KIT_VIRTQ_DESC_F_WRITE 2
+#define KIT_VIRTQ_DESC_F_INDIRECT 4
+#define KIT_VIRTIO_F_INDIRECT_DESC 28
+#define KIT_VBLK_QSIZE 16
+#define KIT_VBLK_ETIMEDOUT (-0x100)
+#define KIT_VBLK_ERESET (-0x101)  /* the device set DEVICE_NEEDS_RESET */
+
+struct kit_virtq_desc { uint64_t addr; uint32_t len; uint16_t flags; uint16_t next; };
+struct kit_virtq_avail { uint16_t flags; uint16_t idx; uint16_t ring[KIT_VBLK_QSIZE]; uint16_t used_event; };
+struct kit_virtq_used_elem { uint32_t id; uint32_t len; };
+struct kit_virtq_used { uint16_t flags; uint16_t idx; struct kit_virtq_used_elem ring[KIT_VBLK_QSIZE]; uint16_t avail_event; };
+
+struct kit_vblk_req { uint32_t type; uint32_t reserved; uint64_t sector; };
+
+struct kit_vblk {
+    struct kit_pci_dev pci;
+    uint64_t common, notify, isr, device;   /* MMIO addresses of the structures */
+    uint32_t notify_mult;
+    uint16_t qsize;                          /* what the driver uses (<= KIT_VBLK_QSIZE) */
+    uint16_t notify_off;
+    uint64_t capacity;                       /* 512-byte sectors */
+    bool has_flush;
+    uint64_t features;                       /* offered */
+    uint64_t want_extra;                     /* more features to accept if offered */
+    /* Rings: one page each, in the kit image (identity-mapped). */
+    volatile struct kit_virtq_desc *desc;
+    volatile struct kit_virtq_avail *avail;
+    volatile struct kit_virtq_used *used;
+    uint16_t avail_idx, used_idx;
+    struct kit_vblk_req *hdr;               /* request header and status byte */
+    volatile uint8_t *status;
+};
+
+/* Finds the n-th (0-based) virtio-blk function (1af4:1042) and reads its
+ * capabilities; enables memory decoding and bus mastering. 0 or negative. */
+int kit_vblk_find(struct kit_vblk *v, int n);
+/* Resets the device and brings it up: VERSION_1 (+FLUSH), queue 0, no MSI-X
+ * vectors, DRIVER_OK. 0 or negative. */
+int kit_vblk_init(struct kit_vblk *v);
+void kit_vblk_reset(struct kit_vblk *v);
+void kit_vblk_write64(struct kit_vblk *v, uint32_t field, uint64_t val);
+uint8_t kit_vblk_get_status(struct kit_vblk *v);
+/* Read/write count sectors at sector (buf: any RAM), flush: returns the
+ * virtio status (0 ok, 1 IOERR, 2 UNSUPP) or a negative error. */
+int kit_vblk_read(struct kit_vblk *v, uint64_t sector, uint32_t count, void *buf);
+int kit_vblk_write(struct kit_vblk *v, uint64_t sector, uint32_t count, const void *buf);
+int kit_vblk_flush(struct kit_vblk *v);
+/* Low level, for tests: put head into the available ring and notify;
+ * wait for one used element (returns its id, or negative; a needs-reset
+ * status gives KIT_VBLK_ERESET). */
+void kit_vblk_submit(struct kit_vblk *v, uint16_t head);
+int kit_vblk_wait(struct kit_vblk *v, uint64_t us);
+/* One request with type, sector and a data buffer (NULL: none). */
+int kit_vblk_request(struct kit_vblk *v, uint32_t type, uint64_t sector, void *buf,
+                     uint32_t len, bool dev_writes);
+/* Common configuration fields (virtio 1.x 4.1.4.3 offsets). */
+#define KIT_VPCI_DFSELECT 0x00
+#define KIT_VPCI_DF 0x04
+#define KIT_VPCI_GFSELECT 0x08
+#define KIT_VPCI_GF 0x0c
+#define KIT_VPCI_MSIX_CONFIG 0x10
+#define KIT_VPCI_NUM_QUEUES 0x12
+#define KIT_VPCI_STATUS 0x14
+#define KIT_VPCI_CFG_GEN 0x15
+#define KIT_VPCI_Q_SELECT 0x16
+#define KIT_VPCI_Q_SIZE 0x18
+#define KIT_VPCI_Q_MSIX 0x1a
+#define KIT_VPCI_Q_ENABLE 0x1c
+#define KIT_VPCI_Q_NOTIFY_OFF 0x1e
+#define KIT_VPCI_Q_DESC 0x20
+#define KIT_VPCI_Q_DRIVER 0x28
+#define KIT_VPCI_Q_DEVICE 0x30
+
+/* ==== end of disks and CD-ROMs ========================================= */
+
 #endif
