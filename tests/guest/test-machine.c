@@ -14,8 +14,20 @@ typedef struct watcher {
   GMutex lock;
   GCond cond;
   vmm_machine_state state;
+  unsigned resets;
   GString *serial;
 } watcher;
+
+static void
+on_event (vmm_machine *m, vmm_machine_event event, void *opaque)
+{
+  watcher *w = opaque;
+  g_mutex_lock (&w->lock);
+  if (event == VMM_MACHINE_EVENT_RESET)
+    w->resets++;
+  g_cond_broadcast (&w->cond);
+  g_mutex_unlock (&w->lock);
+}
 
 static void
 on_state (vmm_machine *m, vmm_machine_state state, void *opaque)
@@ -42,6 +54,7 @@ watcher_init (watcher *w)
   g_mutex_init (&w->lock);
   g_cond_init (&w->cond);
   w->state = VMM_MACHINE_STOPPED;
+  w->resets = 0;
   w->serial = g_string_new (NULL);
 }
 
@@ -89,6 +102,7 @@ kit_machine (const char *guest, unsigned cpus, watcher *w)
   vmm_machine *m = vmm_machine_new (&cfg, &error);
   g_assert_no_error (error);
   vmm_machine_set_state_callback (m, on_state, w);
+  vmm_machine_set_event_callback (m, on_event, w);
   return m;
 }
 
@@ -145,8 +159,10 @@ test_reset_from_host (void)
   vmm_machine_pause (m);
   g_assert_cmpint (vmm_machine_get_state (m), ==, VMM_MACHINE_PAUSED);
   vmm_machine_reset (m);
-  while (vmm_machine_get_reset_count (m) == 0)
-    g_thread_yield ();
+  g_mutex_lock (&w.lock);
+  while (w.resets == 0)
+    g_cond_wait (&w.cond, &w.lock);
+  g_mutex_unlock (&w.lock);
   g_assert_cmpint (vmm_machine_get_state (m), ==, VMM_MACHINE_PAUSED);
   vmm_machine_resume (m);
   g_assert_cmpint (watcher_wait_end (&w), ==, VMM_MACHINE_POWERED_OFF);
