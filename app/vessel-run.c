@@ -1,6 +1,7 @@
 /* vessel-run: the headless front end. Builds a machine from flags, runs it
  * until the guest powers off (exit 0) or something fails (one line on
  * stderr, non-zero exit). */
+#include "display/vnc.h"
 #include "vmm-core/control/qmp.h"
 #include "vmm-core/kvm/cpu-features.h"
 #include "vmm-core/machine/machine.h"
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <glib-unix.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@ typedef struct run {
   GMainLoop *loop;
   vmm_machine *machine;
   vmm_qmp_server *control;
+  display_vnc *vnc;
   int status;
   run_output serial;
   run_output debugcon;
@@ -272,6 +275,33 @@ quit_main (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* QMP query-vnc (on the I/O thread). */
+static JsonObject *
+on_query_vnc (void *opaque)
+{
+  display_vnc_info *info = display_vnc_query (opaque);
+  JsonObject *o = json_object_new ();
+  json_object_set_boolean_member (o, "enabled", TRUE);
+  json_object_set_string_member (o, "host", info->host);
+  json_object_set_string_member (o, "service", info->service);
+  json_object_set_string_member (o, "family", info->family);
+  json_object_set_string_member (o, "auth", info->auth);
+  JsonArray *clients = json_array_new ();
+  for (guint i = 0; i < info->clients->len; i++)
+    {
+      display_vnc_client_info *ci = info->clients->pdata[i];
+      JsonObject *c = json_object_new ();
+      json_object_set_string_member (c, "host", ci->host);
+      json_object_set_string_member (c, "service", ci->service);
+      json_object_set_string_member (c, "family", ci->family);
+      json_object_set_boolean_member (c, "websocket", FALSE);
+      json_array_add_object_element (clients, c);
+    }
+  json_object_set_array_member (o, "clients", clients);
+  display_vnc_info_free (info);
+  return o;
+}
+
 /* A control client sent quit (from the I/O thread). */
 static void
 on_control_quit (void *opaque)
@@ -297,7 +327,7 @@ main (int argc, char **argv)
   g_autofree char *debugcon = NULL, *kernel_entry = NULL, *cpu = NULL;
   g_auto (GStrv) disk_specs = NULL;
   g_autofree char *cdrom = NULL, *boot = NULL, *control = NULL;
-  g_autofree char *display = NULL;
+  g_autofree char *display = NULL, *vnc = NULL;
   int cpus = 1;
   gboolean sercon = FALSE, boot_menu = FALSE;
   GOptionEntry entries[] = {
@@ -338,6 +368,10 @@ main (int argc, char **argv)
       "Let SeaBIOS offer its boot menu", NULL },
     { "control", 0, 0, G_OPTION_ARG_FILENAME, &control,
       "Listen for QMP commands on this UNIX socket", "PATH" },
+    { "vnc", 0, 0, G_OPTION_ARG_STRING, &vnc,
+      "Show the screen to VNC clients: ADDR:PORT or :N (port 5900+N on "
+      "127.0.0.1), with ,password-file=F for VNC authentication",
+      "ADDR:PORT[,password-file=F]" },
     { NULL },
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new (NULL);
@@ -394,6 +428,22 @@ main (int argc, char **argv)
       else if (strcmp (display, "std") != 0)
         die_usage ("--display: '%s' is not std or none", display);
     }
+  display_vnc_spec vnc_spec = { 0 };
+  g_autofree char *vnc_password = NULL;
+  if (vnc)
+    {
+      if (!display_vnc_spec_parse (vnc, &vnc_spec, &error))
+        die_usage ("--vnc: %s", error->message);
+      if (display_kind == VMM_DISPLAY_NONE)
+        die_usage ("--vnc needs a display (not --display none)");
+      if (vnc_spec.password_file)
+        {
+          vnc_password = display_vnc_read_password (vnc_spec.password_file,
+                                                    &error);
+          if (!vnc_password)
+            die_usage ("--vnc: %s", error->message);
+        }
+    }
   size_t n_disks = disk_specs ? g_strv_length (disk_specs) : 0;
   if (n_disks > VMM_MACHINE_MAX_DISKS)
     die_usage ("--disk: at most %d disks", VMM_MACHINE_MAX_DISKS);
@@ -443,6 +493,20 @@ main (int argc, char **argv)
     }
   r.loop = g_main_loop_new (NULL, FALSE);
   vmm_machine_set_state_callback (r.machine, on_state, &r);
+  if (vnc)
+    {
+      /* A client that hangs up must not end the program. */
+      signal (SIGPIPE, SIG_IGN);
+      r.vnc = display_vnc_new (vmm_machine_display (r.machine),
+                               vmm_machine_input (r.machine), vnc_spec.host,
+                               vnc_spec.port, vnc_password, &error);
+      if (!r.vnc)
+        {
+          fprintf (stderr, "vessel-run: --vnc %s\n", error->message);
+          r.status = EXIT_USAGE;
+          goto out_machine;
+        }
+    }
   if (control)
     {
       r.control = vmm_qmp_server_new (r.machine, control, &cfg,
@@ -453,6 +517,8 @@ main (int argc, char **argv)
           r.status = EXIT_USAGE;
           goto out_machine;
         }
+      if (r.vnc)
+        vmm_qmp_server_set_query_vnc (r.control, on_query_vnc, r.vnc);
     }
   vmm_machine_set_serial_ready_callback (r.machine, on_serial_ready, &r);
   g_unix_signal_add (SIGINT, on_signal, &r);
@@ -467,10 +533,12 @@ main (int argc, char **argv)
     fprintf (stderr, "vessel-run: %s\n", error->message);
   vmm_qmp_server_free (r.control);
 out_machine:
+  display_vnc_free (r.vnc);
   vmm_machine_free (r.machine);
   g_main_loop_unref (r.loop);
 
 out:
+  display_vnc_spec_clear (&vnc_spec);
   if (r.serial.owned)
     close (r.serial.fd);
   if (r.debugcon.owned)

@@ -298,6 +298,33 @@ static const vmm_qmp_arg screendump_args[] = {
   { NULL },
 };
 
+static JsonNode *
+cmd_query_vnc (void *opaque, JsonObject *args, GError **error)
+{
+  vmm_qmp_server *s = opaque;
+  g_mutex_lock (&s->notice_lock);
+  vmm_qmp_query_fn fn = s->query_vnc;
+  void *fn_opaque = s->query_vnc_opaque;
+  g_mutex_unlock (&s->notice_lock);
+  JsonObject *o = fn ? fn (fn_opaque) : NULL;
+  if (!o)
+    {
+      o = json_object_new ();
+      json_object_set_boolean_member (o, "enabled", FALSE);
+    }
+  return node_take_object (o);
+}
+
+void
+vmm_qmp_server_set_query_vnc (vmm_qmp_server *s, vmm_qmp_query_fn fn,
+                              void *opaque)
+{
+  g_mutex_lock (&s->notice_lock);
+  s->query_vnc = fn;
+  s->query_vnc_opaque = opaque;
+  g_mutex_unlock (&s->notice_lock);
+}
+
 const vmm_qmp_command vmm_qmp_commands[] = {
   { "query-status", cmd_query_status, NULL },
   { "stop", cmd_stop, NULL },
@@ -310,6 +337,7 @@ const vmm_qmp_command vmm_qmp_commands[] = {
   { "blockdev-change-medium", cmd_blockdev_change_medium,
     change_medium_args },
   { "screendump", cmd_screendump, screendump_args },
+  { "query-vnc", cmd_query_vnc, NULL },
   { "query-commands", cmd_query_commands, NULL },
   { "query-version", cmd_query_version, NULL },
   { NULL },

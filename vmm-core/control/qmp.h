@@ -8,6 +8,7 @@
 #include "vmm-core/machine/machine.h"
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
 
@@ -29,5 +30,14 @@ vmm_qmp_server *vmm_qmp_server_new (vmm_machine *m, const char *path,
 /* Disconnects every client, removes the socket file. Before
  * vmm_machine_free; not from the I/O thread's callbacks. */
 void vmm_qmp_server_free (vmm_qmp_server *s);
+
+/* A reply the engine cannot give by itself, from the front end that runs
+ * the service (a VNC server lives in display/, outside vmm-core): @fn
+ * returns a new object, called on the I/O thread. */
+typedef JsonObject *(*vmm_qmp_query_fn) (void *opaque);
+/* query-vnc (QMP's VncInfo: enabled, host, service, family, auth,
+ * clients). Without it query-vnc answers {"enabled": false}. Any thread. */
+void vmm_qmp_server_set_query_vnc (vmm_qmp_server *s, vmm_qmp_query_fn fn,
+                                   void *opaque);
 
 G_END_DECLS

@@ -157,6 +157,10 @@ GMainContext *vmm_machine_io_context (vmm_machine *m);
  * damage and listeners, refreshed on the I/O thread. */
 struct display_surface;
 struct display_surface *vmm_machine_display (vmm_machine *m);
+/* The input router viewers send keys and pointer events through (always
+ * present; display/input.h). */
+struct display_input;
+struct display_input *vmm_machine_input (vmm_machine *m);
 /* Writes the current screen as a PNG file. */
 gboolean vmm_machine_screendump (vmm_machine *m, const char *path,
                                  GError **error);

@@ -10,8 +10,10 @@
 #include "vmm-core/bus/pci.h"
 #include "vmm-core/devices/debugcon.h"
 #include "vmm-core/devices/fw-cfg.h"
+#include "vmm-core/devices/i8042.h"
 #include "vmm-core/devices/ide.h"
 #include "vmm-core/devices/rtc.h"
+#include "display/input.h"
 #include "display/screendump.h"
 #include "display/surface.h"
 #include "vmm-core/devices/uart16550.h"
@@ -82,6 +84,7 @@ struct vmm_machine {
   atapi_cdrom *cdrom;
   vga *vga;
   display_surface *display;
+  display_input *input; /* keyboard and pointer from viewers */
   vmm_timer *refresh;
   uint64_t frame;
   uint64_t lfb_gpa; /* VMM_PCI_UNMAPPED when the framebuffer has no slot */
@@ -892,6 +895,26 @@ vmm_machine_display (vmm_machine *m)
   return m->display;
 }
 
+/* Viewer input → the i8042's PS/2 keyboard and mouse (they take the
+ * device's lock). */
+static void
+pc_input_keyboard (void *opaque, const uint8_t *set2, size_t n)
+{
+  i8042_keyboard_put (opaque, set2, n);
+}
+
+static void
+pc_input_mouse (void *opaque, int dx, int dy, int dz, unsigned buttons)
+{
+  i8042_mouse_put_motion (opaque, dx, dy, dz, buttons);
+}
+
+struct display_input *
+vmm_machine_input (vmm_machine *m)
+{
+  return m->input;
+}
+
 gboolean
 vmm_machine_screendump (vmm_machine *m, const char *path, GError **error)
 {
@@ -1171,6 +1194,11 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   if (!pc_board_init (&m->board, m->pio, m->pci, clock, &cb, PC_PM_BASE,
                       m->kernel != NULL, error))
     goto fail;
+  m->input = display_input_new (&(display_input_backend) {
+      .opaque = m->board.i8042,
+      .keyboard = pc_input_keyboard,
+      .mouse = pc_input_mouse,
+  });
 
   vmm_irq irq4 = pc_irq (m, UART16550_COM1_IRQ);
   m->com1 = uart16550_create ("COM1", &irq4, &cfg->serial, clock,
@@ -1236,6 +1264,7 @@ vmm_machine_free (vmm_machine *m)
       vmm_device_destroy (virtio_blk_device (m->vblk[i]));
       vmm_block_close (m->vblk_image[i], NULL);
     }
+  display_input_free (m->input);
   pc_board_destroy (&m->board);
   vmm_iothread_free (m->io);
   m->io = NULL;
