@@ -268,3 +268,70 @@ int kit_ata_write(struct kit_ata_dev *d, uint64_t lba, uint32_t count, const voi
 {
     return xfer(d, true, lba, count, (void *)buf);
 }
+
+/* ---- bus-master DMA ------------------------------------------------------ */
+
+enum { BM_CMD = 0, BM_STATUS = 2, BM_PRD = 4 };
+enum { BM_START = 1, BM_TO_MEMORY = 8, BM_ACTIVE = 1, BM_ERROR = 2, BM_INTR = 4 };
+
+static bool find_piix_ide(const struct kit_pci_dev *p, void *ctx)
+{
+    struct kit_pci_dev *out = ctx;
+    if (p->vendor == 0x8086 && (p->device == 0x7010 || p->device == 0x7111)) {
+        *out = *p;
+        return false;
+    }
+    return true;
+}
+
+uint16_t kit_ata_bm_find(struct kit_ata_dev *d)
+{
+    struct kit_pci_dev p = { .vendor = 0 };
+    kit_pci_scan(find_piix_ide, &p);
+    if (p.vendor != 0x8086)
+        return 0;
+    uint16_t cmd = kit_pci_read16(p.bus, p.dev, p.fn, 0x04);
+    kit_pci_write16(p.bus, p.dev, p.fn, 0x04, (uint16_t)(cmd | 0x0005));
+    uint32_t bar4 = kit_pci_read32(p.bus, p.dev, p.fn, 0x20);
+    if (!(bar4 & 1) || (bar4 & 0xfffc) == 0)
+        return 0;
+    return (uint16_t)((bar4 & 0xfffc) + (d->io == 0x170 ? 8 : 0));
+}
+
+int kit_ata_dma_start(struct kit_ata_dev *d, uint16_t bm, uint32_t prd, bool write,
+                      uint64_t lba, uint32_t count, uint32_t buf)
+{
+    uint64_t bytes = (uint64_t)count * 512;
+    volatile uint32_t *e = (volatile uint32_t *)(uintptr_t)prd;
+    for (uint64_t off = 0; off < bytes; off += 0x10000, e += 2) {
+        uint64_t n = bytes - off > 0x10000 ? 0x10000 : bytes - off;
+        e[0] = buf + (uint32_t)off;
+        e[1] = (uint32_t)(n & 0xffff) | (off + n == bytes ? 0x80000000u : 0);
+    }
+    outb((uint16_t)(bm + BM_CMD), 0);
+    outb((uint16_t)(bm + BM_STATUS), BM_ERROR | BM_INTR);
+    outl((uint16_t)(bm + BM_PRD), prd);
+    kit_ata_select(d);
+    if (kit_ata_wait_idle(d, 1000000) < 0)
+        return KIT_ATA_ETIMEDOUT;
+    kit_ata_issue(d, write ? 0x35 : 0x25, lba, count == 65536 ? 0 : count, 0, true);
+    outb((uint16_t)(bm + BM_CMD), (uint8_t)((write ? 0 : BM_TO_MEMORY) | BM_START));
+    return 0;
+}
+
+int kit_ata_dma_poll(struct kit_ata_dev *d, uint16_t bm)
+{
+    uint8_t st = inb(d->ctl);
+    if (st & KIT_ATA_SR_BSY)
+        return 1;
+    uint8_t b = inb((uint16_t)(bm + BM_STATUS));
+    if ((b & BM_ACTIVE) && !(b & (BM_ERROR | BM_INTR)) && !(st & KIT_ATA_SR_ERR))
+        return 1;
+    outb((uint16_t)(bm + BM_CMD), 0);
+    d->last_status = inb((uint16_t)(d->io + R_STATUS));
+    d->last_error = (d->last_status & KIT_ATA_SR_ERR) ? inb((uint16_t)(d->io + R_ERROR)) : 0;
+    outb((uint16_t)(bm + BM_STATUS), BM_ERROR | BM_INTR);
+    if ((b & BM_ERROR) || (d->last_status & (KIT_ATA_SR_ERR | KIT_ATA_SR_DF)))
+        return err_code(d) ? err_code(d) : KIT_ATA_EPROTO;
+    return 0;
+}

@@ -335,6 +335,20 @@ int kit_ata_flush(struct kit_ata_dev *d);              /* FLUSH CACHE EXT */
 int kit_ata_nodata(struct kit_ata_dev *d, uint8_t cmd, uint64_t lba, uint32_t count,
                    uint8_t features, bool ext);
 
+/* Bus-master DMA (PIIX3 IDE, polled). kit_ata_bm_find() finds the
+ * controller, enables I/O decoding and bus mastering and returns the
+ * channel's bus-master base (primary or secondary by d->io), 0 if none.
+ * kit_ata_dma_start() writes a PRD table at prd (guest-physical, below
+ * 4 GiB, 8-byte aligned, not crossing 64 KiB; 8 bytes per 64 KiB of data)
+ * for one contiguous buffer below 4 GiB, issues READ/WRITE DMA EXT for
+ * count sectors (at most 65536) and starts the engine. kit_ata_dma_poll()
+ * returns 1 while the command runs, 0 when it ended well, else a negative
+ * error; it stops the engine when done. */
+uint16_t kit_ata_bm_find(struct kit_ata_dev *d);
+int kit_ata_dma_start(struct kit_ata_dev *d, uint16_t bm, uint32_t prd, bool write,
+                      uint64_t lba, uint32_t count, uint32_t buf);
+int kit_ata_dma_poll(struct kit_ata_dev *d, uint16_t bm);
+
 /* ---- ATAPI (atapi.c) -------------------------------------------------- */
 #define KIT_CD_SECTOR 2048
 /* One PACKET command, PIO data-in of up to len bytes into buf (NULL: no
@@ -445,6 +459,29 @@ int kit_vblk_wait(struct kit_vblk *v, uint64_t us);
 /* One request with type, sector and a data buffer (NULL: none). */
 int kit_vblk_request(struct kit_vblk *v, uint32_t type, uint64_t sector, void *buf,
                      uint32_t len, bool dev_writes);
+/* Several requests in flight (diskbench). Each slot owns a request header,
+ * a status byte and an indirect table; with VIRTIO_F_INDIRECT_DESC
+ * negotiated (set want_extra before kit_vblk_init) a request takes one ring
+ * descriptor (slot s is head s), otherwise three (head 3s). Slots live in
+ * the caller's RAM, 16-byte aligned. */
+struct kit_vblk_slot {
+    struct kit_vblk_req hdr;
+    struct kit_virtq_desc ind[3];
+    volatile uint8_t status;
+    uint8_t pad[15];
+} __attribute__((aligned(16)));
+/* How many slots can be in flight at once. */
+int kit_vblk_slots(struct kit_vblk *v);
+/* Puts request slot into the available ring (no notification yet); len
+ * bytes of guest-physical buf. */
+void kit_vblk_post(struct kit_vblk *v, struct kit_vblk_slot *slots, int slot,
+                   uint32_t type, uint64_t sector, uint64_t buf, uint32_t len);
+/* Notifies the device of everything posted (skipped when the device set
+ * VIRTQ_USED_F_NO_NOTIFY). */
+void kit_vblk_kick(struct kit_vblk *v);
+/* One completed request, without waiting: its slot (>= 0, *status set to the
+ * virtio status) or -1 when none has completed. */
+int kit_vblk_reap(struct kit_vblk *v, struct kit_vblk_slot *slots, int *status);
 /* Common configuration fields (virtio 1.x 4.1.4.3 offsets). */
 #define KIT_VPCI_DFSELECT 0x00
 #define KIT_VPCI_DF 0x04

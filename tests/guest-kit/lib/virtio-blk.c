@@ -265,3 +265,78 @@ int kit_vblk_flush(struct kit_vblk *v)
 {
     return kit_vblk_request(v, KIT_VIRTIO_BLK_T_FLUSH, 0, NULL, 0, false);
 }
+
+/* ---- several requests in flight ----------------------------------------- */
+
+static bool has_indirect(struct kit_vblk *v)
+{
+    return (v->features & v->want_extra & (1ULL << KIT_VIRTIO_F_INDIRECT_DESC)) != 0;
+}
+
+int kit_vblk_slots(struct kit_vblk *v)
+{
+    return has_indirect(v) ? v->qsize : v->qsize / 3;
+}
+
+void kit_vblk_post(struct kit_vblk *v, struct kit_vblk_slot *slots, int slot,
+                   uint32_t type, uint64_t sector, uint64_t buf, uint32_t len)
+{
+    struct kit_vblk_slot *s = &slots[slot];
+    bool dev_writes = type == KIT_VIRTIO_BLK_T_IN;
+    s->hdr.type = type;
+    s->hdr.reserved = 0;
+    s->hdr.sector = sector;
+    s->status = 0xff;
+    volatile struct kit_virtq_desc *d;
+    uint16_t head, base;
+    if (has_indirect(v)) {
+        d = s->ind;
+        base = 0;
+        head = (uint16_t)slot;
+    } else {
+        d = v->desc;
+        base = (uint16_t)(3 * slot);
+        head = base;
+    }
+    d[base].addr = (uint64_t)(uintptr_t)&s->hdr;
+    d[base].len = sizeof(s->hdr);
+    d[base].flags = KIT_VIRTQ_DESC_F_NEXT;
+    d[base].next = (uint16_t)(base + 1);
+    d[base + 1].addr = buf;
+    d[base + 1].len = len;
+    d[base + 1].flags = (uint16_t)(KIT_VIRTQ_DESC_F_NEXT | (dev_writes ? KIT_VIRTQ_DESC_F_WRITE : 0));
+    d[base + 1].next = (uint16_t)(base + 2);
+    d[base + 2].addr = (uint64_t)(uintptr_t)&s->status;
+    d[base + 2].len = 1;
+    d[base + 2].flags = KIT_VIRTQ_DESC_F_WRITE;
+    d[base + 2].next = 0;
+    if (has_indirect(v)) {
+        v->desc[head].addr = (uint64_t)(uintptr_t)s->ind;
+        v->desc[head].len = sizeof(s->ind);
+        v->desc[head].flags = KIT_VIRTQ_DESC_F_INDIRECT;
+        v->desc[head].next = 0;
+    }
+    v->avail->ring[v->avail_idx % v->qsize] = head;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    v->avail_idx++;
+    v->avail->idx = v->avail_idx;
+}
+
+void kit_vblk_kick(struct kit_vblk *v)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!(v->used->flags & 1)) /* VIRTQ_USED_F_NO_NOTIFY */
+        mmio_write16(v->notify + (uint64_t)v->notify_off * v->notify_mult, 0);
+}
+
+int kit_vblk_reap(struct kit_vblk *v, struct kit_vblk_slot *slots, int *status)
+{
+    if (v->used->idx == v->used_idx)
+        return -1;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint32_t id = v->used->ring[v->used_idx % v->qsize].id;
+    v->used_idx++;
+    int slot = has_indirect(v) ? (int)id : (int)id / 3;
+    *status = slots[slot].status;
+    return slot;
+}
