@@ -213,12 +213,23 @@ static int cmd_create(int argc, char **argv)
   if (!g_str_equal(fmt, "raw") && !g_str_equal(fmt, "qcow2"))
     return fail("unknown or unsupported format '%s' (Vessel supports raw and "
                 "qcow2)", fmt);
-  if (!quiet)
-    printf("Formatting '%s', fmt=%s size=%" G_GUINT64_FORMAT "\n", file, fmt,
-           o.size);
   GError *error = NULL;
   if (!vmm_block_create(file, &o, &error))
     return fail_error(error);
+  if (!quiet) {
+    /* An overlay without a size takes its backing file's: report that. */
+    uint64_t size = o.size;
+    VmmBlock *bs = size ? NULL
+                        : vmm_block_open(file, fmt, VMM_BLOCK_OPEN_READ_ONLY |
+                                                    VMM_BLOCK_OPEN_NO_BACKING,
+                                         NULL);
+    if (bs) {
+      size = vmm_block_size(bs);
+      vmm_block_close(bs, NULL);
+    }
+    printf("Formatting '%s', fmt=%s size=%" G_GUINT64_FORMAT "\n", file, fmt,
+           size);
+  }
   return 0;
 }
 

@@ -113,9 +113,13 @@ parse_disk (const char *spec, vmm_disk_config *d)
         d->interface = VMM_DISK_VIRTIO;
       else if (strcmp (o, "readonly") == 0 || strcmp (o, "readonly=on") == 0)
         d->readonly = true;
+      else if (strcmp (o, "cache=none") == 0)
+        d->direct = true;
+      else if (strcmp (o, "cache=writeback") == 0)
+        d->direct = false;
       else
-        die_usage ("--disk %s: '%s' is not format=raw|qcow2, if=ide|virtio "
-                   "or readonly", spec, o);
+        die_usage ("--disk %s: '%s' is not format=raw|qcow2, if=ide|virtio, "
+                   "cache=none|writeback or readonly", spec, o);
     }
   if (!g_file_test (d->path, G_FILE_TEST_IS_REGULAR))
     die_usage ("--disk %s: no such file", d->path);
@@ -350,7 +354,7 @@ main (int argc, char **argv)
       "How to enter --kernel: auto, linux, pvh or multiboot", "HOW" },
     { "disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &disk_specs,
       "A disk image (repeatable): PATH[,format=raw|qcow2][,if=ide|virtio]"
-      "[,readonly]; virtio unless if=ide", "SPEC" },
+      "[,cache=none|writeback][,readonly]; virtio unless if=ide", "SPEC" },
     { "cdrom", 0, 0, G_OPTION_ARG_FILENAME, &cdrom,
       "An ISO image in the CD-ROM drive", "ISO" },
     { "boot", 0, 0, G_OPTION_ARG_STRING, &boot,

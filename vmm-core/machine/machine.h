@@ -32,6 +32,7 @@ typedef struct vmm_disk_config {
   const char *format; /* "raw", "qcow2" or NULL to detect */
   vmm_disk_interface interface;
   bool readonly;
+  bool direct; /* cache=none: O_DIRECT, bypassing the host page cache */
 } vmm_disk_config;
 
 typedef enum {

@@ -972,9 +972,9 @@ pc_msi_remove (void *opaque, int handle)
 static VmmBlock *
 pc_open_disk (const vmm_disk_config *d, GError **error)
 {
-  VmmBlock *bs = vmm_block_open (d->path, d->format,
-                                 d->readonly ? VMM_BLOCK_OPEN_READ_ONLY : 0,
-                                 error);
+  unsigned flags = (d->readonly ? VMM_BLOCK_OPEN_READ_ONLY : 0)
+                   | (d->direct ? VMM_BLOCK_OPEN_DIRECT : 0);
+  VmmBlock *bs = vmm_block_open (d->path, d->format, flags, error);
   if (!bs && error && *error)
     g_prefix_error (error, "disk %s: ", d->path);
   return bs;
