@@ -229,16 +229,39 @@ static gboolean finish(Qcow2 *q, gboolean ok, gboolean marked, GError **error)
   return FALSE;
 }
 
-static gboolean snapshot_create(VmmBlock *bs, const char *name, GError **error);
+/* Snapshot operations run between the dirty marks of a metadata operation
+ * (see qcow2_begin_metadata_op), so a crash midway is repaired on open. */
+typedef gboolean (*SnapshotOp)(VmmBlock *bs, const char *name,
+                               GError **error);
 
-gboolean qcow2_snapshot_create(VmmBlock *bs, const char *name, GError **error)
+static gboolean run_metadata_op(VmmBlock *bs, const char *name, SnapshotOp op,
+                                GError **error)
 {
   Qcow2 *q = bs->opaque;
   gboolean marked;
   if (!qcow2_begin_metadata_op(q, &marked, error))
     return FALSE;
-  gboolean ok = snapshot_create(bs, name, error);
+  gboolean ok = op(bs, name, error);
   return finish(q, ok, marked, error);
+}
+
+/* The named snapshot, with the image's caches written out first. */
+static Qcow2Snapshot *find_flushed(Qcow2 *q, const char *name, GError **error)
+{
+  uint32_t idx;
+  Qcow2Snapshot *s = find(q, name, &idx);
+  if (!s) {
+    QCOW2_ERR(error, INVALID, q, "no snapshot named '%s'", name);
+    return NULL;
+  }
+  return qcow2_flush_all(q, error) ? s : NULL;
+}
+
+static gboolean snapshot_create(VmmBlock *bs, const char *name, GError **error);
+
+gboolean qcow2_snapshot_create(VmmBlock *bs, const char *name, GError **error)
+{
+  return run_metadata_op(bs, name, snapshot_create, error);
 }
 
 static gboolean snapshot_create(VmmBlock *bs, const char *name, GError **error)
@@ -312,24 +335,14 @@ static gboolean snapshot_apply(VmmBlock *bs, const char *name, GError **error);
 
 gboolean qcow2_snapshot_apply(VmmBlock *bs, const char *name, GError **error)
 {
-  Qcow2 *q = bs->opaque;
-  gboolean marked;
-  if (!qcow2_begin_metadata_op(q, &marked, error))
-    return FALSE;
-  gboolean ok = snapshot_apply(bs, name, error);
-  return finish(q, ok, marked, error);
+  return run_metadata_op(bs, name, snapshot_apply, error);
 }
 
 static gboolean snapshot_apply(VmmBlock *bs, const char *name, GError **error)
 {
   Qcow2 *q = bs->opaque;
-  uint32_t idx;
-  Qcow2Snapshot *s = find(q, name, &idx);
-  if (!s) {
-    QCOW2_ERR(error, INVALID, q, "no snapshot named '%s'", name);
-    return FALSE;
-  }
-  if (!qcow2_flush_all(q, error))
+  Qcow2Snapshot *s = find_flushed(q, name, error);
+  if (!s)
     return FALSE;
   g_autofree uint64_t *snap_l1 = NULL;
   if (!load_l1(q, s, &snap_l1, error))
@@ -365,12 +378,7 @@ static gboolean snapshot_delete(VmmBlock *bs, const char *name, GError **error);
 
 gboolean qcow2_snapshot_delete(VmmBlock *bs, const char *name, GError **error)
 {
-  Qcow2 *q = bs->opaque;
-  gboolean marked;
-  if (!qcow2_begin_metadata_op(q, &marked, error))
-    return FALSE;
-  gboolean ok = snapshot_delete(bs, name, error);
-  return finish(q, ok, marked, error);
+  return run_metadata_op(bs, name, snapshot_delete, error);
 }
 
 static gboolean snapshot_delete(VmmBlock *bs, const char *name, GError **error)
