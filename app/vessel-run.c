@@ -333,6 +333,7 @@ main (int argc, char **argv)
   g_autofree char *cdrom = NULL, *boot = NULL, *control = NULL;
   g_autofree char *display = NULL, *vnc = NULL;
   int cpus = 1;
+  int boot_menu_wait = 0;
   gboolean sercon = FALSE, boot_menu = FALSE;
   GOptionEntry entries[] = {
     { "memory", 'm', 0, G_OPTION_ARG_STRING, &memory,
@@ -370,6 +371,8 @@ main (int argc, char **argv)
       "Ask SeaBIOS to mirror its screen on COM1", NULL },
     { "boot-menu", 0, 0, G_OPTION_ARG_NONE, &boot_menu,
       "Let SeaBIOS offer its boot menu", NULL },
+    { "boot-menu-wait", 0, 0, G_OPTION_ARG_INT, &boot_menu_wait,
+      "How long SeaBIOS waits for the boot-menu key (default 2500)", "MS" },
     { "control", 0, 0, G_OPTION_ARG_FILENAME, &control,
       "Listen for QMP commands on this UNIX socket", "PATH" },
     { "vnc", 0, 0, G_OPTION_ARG_STRING, &vnc,
@@ -387,6 +390,9 @@ main (int argc, char **argv)
     die_usage ("%s", error->message);
   if (argc > 1)
     die_usage ("unexpected argument '%s'", argv[1]);
+  if (boot_menu_wait < 0 || boot_menu_wait > 65535)
+    die_usage ("--boot-menu-wait: %d is out of range (0 to 65535 ms)",
+               boot_menu_wait);
   if (cpus < 1 || cpus > 64)
     die_usage ("--cpus: %d is out of range (1 to 64)", cpus);
   if ((initrd || append) && !kernel)
@@ -478,6 +484,7 @@ main (int argc, char **argv)
     .kernel_protocol = protocol,
     .firmware_serial_console = sercon,
     .boot_menu = boot_menu,
+    .boot_menu_wait_ms = (unsigned) boot_menu_wait,
     .disks = disks,
     .n_disks = n_disks,
     .cdrom = cdrom,

@@ -64,6 +64,7 @@ typedef struct vmm_machine_config {
    * etc/sercon-port). */
   bool firmware_serial_console;
   bool boot_menu;
+  unsigned boot_menu_wait_ms; /* how long SeaBIOS offers it; 0: its default */
   /* Disks: IDE ones fill primary master, primary slave, secondary slave
    * (the secondary master is the CD-ROM drive, always present); virtio
    * ones take PCI slots from 00:04.0 up. */

@@ -601,6 +601,14 @@ pc_fill_fw_cfg (vmm_machine *m, GError **error)
       if (!fw_cfg_add_file (c, "bootorder", b, error))
         return FALSE;
     }
+  if (m->cfg.boot_menu_wait_ms)
+    {
+      uint16_t ms = GUINT16_TO_LE ((uint16_t) MIN (m->cfg.boot_menu_wait_ms,
+                                                   0xffffu));
+      g_autoptr (GBytes) b = g_bytes_new (&ms, 2);
+      if (!fw_cfg_add_file (c, "etc/boot-menu-wait", b, error))
+        return FALSE;
+    }
   if (m->cfg.firmware_serial_console)
     {
       uint16_t port = GUINT16_TO_LE (UART16550_COM1_BASE);
