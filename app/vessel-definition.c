@@ -253,7 +253,10 @@ void
 vessel_definition_set_cdrom (GVirConfigDomain *domain, const char *iso)
 {
   GList *devs = gvir_config_domain_get_devices (domain);
-  GVirConfigDomainDevice *cd = cdrom_device_new (iso && *iso ? iso : NULL);
+  /* libvirt takes absolute paths only. */
+  g_autofree char *abs = iso && *iso ? g_canonicalize_filename (iso, NULL)
+                                     : NULL;
+  GVirConfigDomainDevice *cd = cdrom_device_new (abs);
   gboolean replaced = FALSE;
   for (GList *l = devs; l; l = l->next)
     if (!replaced && disk_is_cdrom (l->data))
@@ -300,10 +303,11 @@ vessel_definition_add_disk (GVirConfigDomain *domain, const char *path,
         target = g_steal_pointer (&name);
     }
   g_list_free_full (devs, g_object_unref);
+  g_autofree char *abs = g_canonicalize_filename (path, NULL);
   g_autofree char *xml = g_markup_printf_escaped (
       "<disk type='file' device='disk'><driver name='qemu' type='%s'/>"
       "<source file='%s'/><target dev='%s' bus='%s'/></disk>",
-      format, path, target ? target : "vdz", virtio ? "virtio" : "ide");
+      format, abs, target ? target : "vdz", virtio ? "virtio" : "ide");
   GVirConfigDomainDevice *disk = device_from_xml (GVIR_CONFIG_TYPE_DOMAIN_DISK,
                                                   xml);
   gvir_config_domain_add_device (domain, disk);
@@ -730,6 +734,18 @@ vessel_definition_to_engine (GVirConfigDomain *domain,
                           : VMM_BOOT_DISK;
   out->machine.display = VMM_DISPLAY_NONE;
   out->machine.disks = out->disks;
+  /* <os><bootmenu enable='yes' timeout='MS'/><bios useserial='yes'/>. */
+  g_autofree char *menu = object_child_attr (GVIR_CONFIG_OBJECT (os),
+                                             "bootmenu", "enable");
+  g_autofree char *menu_ms = object_child_attr (GVIR_CONFIG_OBJECT (os),
+                                                "bootmenu", "timeout");
+  g_autofree char *useserial = object_child_attr (GVIR_CONFIG_OBJECT (os),
+                                                  "bios", "useserial");
+  out->machine.boot_menu = !g_strcmp0 (menu, "yes");
+  if (menu_ms)
+    out->machine.boot_menu_wait_ms
+        = (unsigned) MIN (g_ascii_strtoull (menu_ms, NULL, 10), 65535);
+  out->machine.firmware_serial_console = !g_strcmp0 (useserial, "yes");
 
   GList *devs = gvir_config_domain_get_devices (domain);
   gboolean ok = TRUE;

@@ -138,7 +138,8 @@ test_foreign_definition (void)
         "<uuid>1b4e28ba-2fa1-11d2-883f-0016d3cca427</uuid>"
         "<memory unit='GiB'>2</memory><vcpu>4</vcpu>"
         "<os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>"
-        "<boot dev='cdrom'/></os>"
+        "<boot dev='cdrom'/><bootmenu enable='yes' timeout='3000'/>"
+        "<bios useserial='yes'/></os>"
         "<devices><disk type='file' device='disk'>"
         "<driver name='qemu' type='qcow2' cache='none'/>"
         "<source file='/d.qcow2'/><target dev='vda' bus='virtio'/></disk>"
@@ -157,6 +158,9 @@ test_foreign_definition (void)
   g_assert_true (cfg.disks[0].direct);
   g_assert_cmpint (cfg.machine.boot, ==, VMM_BOOT_CDROM);
   g_assert_cmpstr (cfg.machine.cdrom, ==, "/i.iso");
+  g_assert_true (cfg.machine.boot_menu);
+  g_assert_cmpuint (cfg.machine.boot_menu_wait_ms, ==, 3000);
+  g_assert_true (cfg.machine.firmware_serial_console);
   vessel_engine_config_clear (&cfg);
 }
 

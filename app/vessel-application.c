@@ -1,0 +1,469 @@
+/* The application (see vessel-application.h). */
+#include "app/vessel-application.h"
+
+#include "vmm-core/block/block.h"
+
+#include <glib/gi18n.h>
+
+struct _VesselApplication {
+  AdwApplication parent_instance;
+  VesselLibrary *library;
+  VesselWindow *window;
+  GtkWindow *quit_dialog;
+  GtkWindow *new_dialog;
+  GtkFileChooserNative *chooser;
+};
+
+G_DEFINE_FINAL_TYPE (VesselApplication, vessel_application,
+                     ADW_TYPE_APPLICATION)
+
+VesselLibrary *
+vessel_application_get_library (VesselApplication *self)
+{
+  return self->library;
+}
+
+VesselWindow *
+vessel_application_get_window (VesselApplication *self)
+{
+  return self->window;
+}
+
+GtkWindow *
+vessel_application_get_quit_dialog (VesselApplication *self)
+{
+  return self->quit_dialog;
+}
+
+static void
+error_dialog (VesselApplication *self, const char *heading, const char *body)
+{
+  GtkWidget *d = adw_message_dialog_new (GTK_WINDOW (self->window), heading,
+                                         body);
+  adw_message_dialog_add_response (ADW_MESSAGE_DIALOG (d), "close",
+                                   _("_Close"));
+  gtk_window_present (GTK_WINDOW (d));
+}
+
+VesselMachine *
+vessel_application_create_machine (VesselApplication *self, const char *title,
+                                   const char *iso, guint64 memory_bytes,
+                                   guint cpus, guint64 disk_bytes,
+                                   GError **error)
+{
+  g_autofree char *name = vessel_definition_make_name (title);
+  g_autoptr (GVirConfigDomain) d
+      = vessel_definition_new (name, title, memory_bytes, cpus);
+  if (iso && *iso)
+    vessel_definition_set_cdrom (d, iso);
+  VesselMachine *m = vessel_library_add (self->library, d, error);
+  if (!m || !disk_bytes)
+    return m;
+  g_autofree char *disk = vessel_library_disk_path (self->library, m,
+                                                    "disk.qcow2");
+  VmmBlockCreateOptions opts = { .format = "qcow2", .size = disk_bytes };
+  if (!vmm_block_create (disk, &opts, error))
+    {
+      vessel_library_remove (self->library, m, NULL);
+      vessel_library_finish_remove (self->library, m);
+      return NULL;
+    }
+  vessel_definition_add_disk (vessel_machine_get_domain (m), disk, "qcow2",
+                              TRUE);
+  if (!vessel_machine_save (m, error))
+    return NULL;
+  return m;
+}
+
+/* ---- new machine --------------------------------------------------- */
+
+typedef struct {
+  AdwEntryRow *name;
+  AdwActionRow *iso_row;
+  char *iso;
+  GtkSpinButton *memory;
+  GtkSpinButton *cpus;
+  GtkSpinButton *disk;
+} NewMachineRows;
+
+static void
+new_rows_free (gpointer data)
+{
+  NewMachineRows *r = data;
+  g_free (r->iso);
+  g_free (r);
+}
+
+static void
+on_iso_chosen (GtkNativeDialog *dialog, int response, gpointer data)
+{
+  VesselApplication *self = data;
+  NewMachineRows *r = self->new_dialog
+                          ? g_object_get_data (G_OBJECT (self->new_dialog),
+                                               "rows")
+                          : NULL;
+  if (r && response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr (GFile) f = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_free (r->iso);
+      r->iso = f ? g_file_get_path (f) : NULL;
+      adw_action_row_set_subtitle (r->iso_row, r->iso ? r->iso : _("None"));
+      if (r->iso && !*gtk_editable_get_text (GTK_EDITABLE (r->name)))
+        {
+          g_autofree char *base = g_path_get_basename (r->iso);
+          char *dot = strrchr (base, '.');
+          if (dot)
+            *dot = '\0';
+          gtk_editable_set_text (GTK_EDITABLE (r->name), base);
+        }
+    }
+  g_clear_object (&self->chooser);
+}
+
+static void
+on_choose_iso (GtkButton *b, gpointer data)
+{
+  VesselApplication *self = data;
+  self->chooser = gtk_file_chooser_native_new (
+      _("Choose an ISO Image"), self->new_dialog, GTK_FILE_CHOOSER_ACTION_OPEN,
+      _("_Choose"), _("_Cancel"));
+  GtkFileFilter *f = gtk_file_filter_new ();
+  gtk_file_filter_set_name (f, _("CD and DVD images"));
+  gtk_file_filter_add_suffix (f, "iso");
+  gtk_file_filter_add_mime_type (f, "application/x-cd-image");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (self->chooser), f);
+  g_object_unref (f);
+  g_signal_connect (self->chooser, "response", G_CALLBACK (on_iso_chosen),
+                    self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
+}
+
+static void
+on_new_response (AdwMessageDialog *dialog, const char *response, gpointer data)
+{
+  VesselApplication *self = data;
+  NewMachineRows *r = g_object_get_data (G_OBJECT (dialog), "rows");
+  if (!g_strcmp0 (response, "create"))
+    {
+      const char *title = gtk_editable_get_text (GTK_EDITABLE (r->name));
+      g_autoptr (GError) error = NULL;
+      VesselMachine *m = vessel_application_create_machine (
+          self, *title ? title : _("New Machine"), r->iso,
+          (guint64) gtk_spin_button_get_value_as_int (r->memory) << 20,
+          (guint) gtk_spin_button_get_value_as_int (r->cpus),
+          (guint64) gtk_spin_button_get_value_as_int (r->disk) << 30, &error);
+      if (!m)
+        error_dialog (self, _("The Machine Cannot Be Created"),
+                      error->message);
+      else
+        vessel_window_open_machine (self->window, m);
+    }
+  self->new_dialog = NULL;
+}
+
+static GtkSpinButton *
+spin_row (AdwPreferencesGroup *group, const char *title, double min,
+          double max, double step, double value)
+{
+  GtkWidget *row = adw_action_row_new ();
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), title);
+  GtkWidget *spin = gtk_spin_button_new_with_range (min, max, step);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (spin), value);
+  gtk_widget_set_valign (spin, GTK_ALIGN_CENTER);
+  adw_action_row_add_suffix (ADW_ACTION_ROW (row), spin);
+  adw_preferences_group_add (group, row);
+  return GTK_SPIN_BUTTON (spin);
+}
+
+/* A short form until the creation assistant lands: a name, an ISO, memory,
+ * processors and a disk size. */
+static void
+action_new_machine (GSimpleAction *a, GVariant *p, gpointer data)
+{
+  VesselApplication *self = data;
+  g_application_activate (G_APPLICATION (self));
+  if (self->new_dialog)
+    {
+      gtk_window_present (self->new_dialog);
+      return;
+    }
+  GtkWidget *d = adw_message_dialog_new (GTK_WINDOW (self->window),
+                                         _("New Machine"), NULL);
+  NewMachineRows *r = g_new0 (NewMachineRows, 1);
+  g_object_set_data_full (G_OBJECT (d), "rows", r, new_rows_free);
+  AdwPreferencesGroup *g = ADW_PREFERENCES_GROUP (adw_preferences_group_new ());
+  r->name = ADW_ENTRY_ROW (adw_entry_row_new ());
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (r->name), _("Name"));
+  adw_preferences_group_add (g, GTK_WIDGET (r->name));
+  r->iso_row = ADW_ACTION_ROW (adw_action_row_new ());
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (r->iso_row),
+                                 _("Install From"));
+  adw_action_row_set_subtitle (r->iso_row, _("None"));
+  GtkWidget *choose = gtk_button_new_with_mnemonic (_("_Choose…"));
+  gtk_widget_set_valign (choose, GTK_ALIGN_CENTER);
+  g_signal_connect (choose, "clicked", G_CALLBACK (on_choose_iso), self);
+  adw_action_row_add_suffix (r->iso_row, choose);
+  adw_preferences_group_add (g, GTK_WIDGET (r->iso_row));
+  r->memory = spin_row (g, _("Memory (MiB)"), 64, 1024 * 1024, 256, 2048);
+  r->cpus = spin_row (g, _("Processors"), 1, 288, 1,
+                      MIN (2, g_get_num_processors ()));
+  r->disk = spin_row (g, _("Disk (GiB)"), 0, 65536, 1, 20);
+  adw_message_dialog_set_extra_child (ADW_MESSAGE_DIALOG (d), GTK_WIDGET (g));
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (d), "cancel",
+                                    _("_Cancel"), "create", _("C_reate"),
+                                    NULL);
+  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (d), "create",
+                                              ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (d), "create");
+  g_signal_connect (d, "response", G_CALLBACK (on_new_response), self);
+  self->new_dialog = GTK_WINDOW (d);
+  gtk_window_present (GTK_WINDOW (d));
+}
+
+/* ---- import ---------------------------------------------------------- */
+
+static void
+import_path (VesselApplication *self, const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  VesselMachine *m = vessel_library_import (self->library, path, &error);
+  if (!m)
+    error_dialog (self, _("The Definition Cannot Be Imported"),
+                  error->message);
+  else
+    vessel_window_open_machine (self->window, m);
+}
+
+static void
+on_import_chosen (GtkNativeDialog *dialog, int response, gpointer data)
+{
+  VesselApplication *self = data;
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr (GFile) f = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = f ? g_file_get_path (f) : NULL;
+      if (path)
+        import_path (self, path);
+    }
+  g_clear_object (&self->chooser);
+}
+
+/* import: a file chooser; import-file(s): that file (tests, scripts). */
+static void
+action_import (GSimpleAction *a, GVariant *p, gpointer data)
+{
+  VesselApplication *self = data;
+  g_application_activate (G_APPLICATION (self));
+  self->chooser = gtk_file_chooser_native_new (
+      _("Import a Machine Definition"), GTK_WINDOW (self->window),
+      GTK_FILE_CHOOSER_ACTION_OPEN, _("_Import"), _("_Cancel"));
+  GtkFileFilter *f = gtk_file_filter_new ();
+  gtk_file_filter_set_name (f, _("libvirt domain XML"));
+  gtk_file_filter_add_suffix (f, "xml");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (self->chooser), f);
+  g_object_unref (f);
+  g_signal_connect (self->chooser, "response", G_CALLBACK (on_import_chosen),
+                    self);
+  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
+}
+
+static void
+action_import_file (GSimpleAction *a, GVariant *p, gpointer data)
+{
+  VesselApplication *self = data;
+  g_application_activate (G_APPLICATION (self));
+  import_path (self, g_variant_get_string (p, NULL));
+}
+
+static void
+action_about (GSimpleAction *a, GVariant *p, gpointer data)
+{
+  VesselApplication *self = data;
+  const char *developers[] = { "The Vessel developers", NULL };
+  GtkWidget *about = adw_about_window_new ();
+  g_object_set (about, "application-name", _("Vessel"), "application-icon",
+                VESSEL_APPLICATION_ID, "version", PACKAGE_VERSION,
+                "developers", developers, "license-type",
+                GTK_LICENSE_GPL_2_0, "comments",
+                _("Virtual machines with their own KVM engine"),
+                "transient-for", self->window, NULL);
+  gtk_window_present (GTK_WINDOW (about));
+}
+
+/* ---- quitting -------------------------------------------------------- */
+
+static void
+stop_all_and_quit (VesselApplication *self)
+{
+  GListModel *model = vessel_library_get_model (self->library);
+  for (guint i = 0; i < g_list_model_get_n_items (model); i++)
+    {
+      g_autoptr (VesselMachine) m = g_list_model_get_item (model, i);
+      vessel_machine_stop_now (m);
+    }
+  vessel_library_finish_all (self->library);
+  if (self->window)
+    gtk_window_destroy (GTK_WINDOW (self->window));
+  g_application_quit (G_APPLICATION (self));
+}
+
+static void
+on_quit_response (AdwMessageDialog *d, const char *response, gpointer data)
+{
+  VesselApplication *self = data;
+  self->quit_dialog = NULL;
+  if (!g_strcmp0 (response, "force-off"))
+    stop_all_and_quit (self);
+}
+
+/* Quitting ends the engines in this process: with machines running, ask. */
+static void
+action_quit (GSimpleAction *a, GVariant *p, gpointer data)
+{
+  VesselApplication *self = data;
+  guint n = vessel_library_count_active (self->library);
+  if (!n || !self->window)
+    {
+      stop_all_and_quit (self);
+      return;
+    }
+  if (self->quit_dialog)
+    {
+      gtk_window_present (self->quit_dialog);
+      return;
+    }
+  g_autofree char *body = g_strdup_printf (
+      g_dngettext (GETTEXT_PACKAGE,
+                   "%u machine is running. Quitting turns it off as if its "
+                   "power were cut; unsaved work in it is lost.",
+                   "%u machines are running. Quitting turns them off as if "
+                   "their power were cut; unsaved work in them is lost.",
+                   n),
+      n);
+  GtkWidget *d = adw_message_dialog_new (GTK_WINDOW (self->window),
+                                         _("Quit Vessel?"), body);
+  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (d), "cancel",
+                                    _("_Keep Running"), "force-off",
+                                    _("_Turn Off and Quit"), NULL);
+  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (d),
+                                              "force-off",
+                                              ADW_RESPONSE_DESTRUCTIVE);
+  adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (d), "cancel");
+  adw_message_dialog_set_close_response (ADW_MESSAGE_DIALOG (d), "cancel");
+  g_signal_connect (d, "response", G_CALLBACK (on_quit_response), self);
+  self->quit_dialog = GTK_WINDOW (d);
+  gtk_window_present (GTK_WINDOW (d));
+}
+
+static gboolean
+on_close_request (GtkWindow *window, gpointer data)
+{
+  g_action_group_activate_action (G_ACTION_GROUP (data), "quit", NULL);
+  return TRUE; /* quit decides */
+}
+
+static const GActionEntry app_actions[] = {
+  { "new-machine", action_new_machine },
+  { "import", action_import },
+  { "import-file", action_import_file, "s" },
+  { "about", action_about },
+  { "quit", action_quit },
+};
+
+static void
+vessel_application_startup (GApplication *app)
+{
+  VesselApplication *self = VESSEL_APPLICATION (app);
+  G_APPLICATION_CLASS (vessel_application_parent_class)->startup (app);
+  g_action_map_add_action_entries (G_ACTION_MAP (self), app_actions,
+                                   G_N_ELEMENTS (app_actions), self);
+  static const struct {
+    const char *action;
+    const char *accels[3];
+  } accels[] = {
+    { "app.quit", { "<Control>q", NULL } },
+    { "app.new-machine", { "<Control>n", NULL } },
+    { "win.show-library", { "<Alt>Left", NULL } },
+    { "machine.fullscreen", { "F11", NULL } },
+    { "machine.pause", { "<Control><Shift>p", NULL } },
+    { "machine.resume", { "<Control><Shift>r", NULL } },
+    { "machine.start", { "<Control><Shift>s", NULL } },
+    { "machine.console", { "<Control><Shift>c", NULL } },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (accels); i++)
+    gtk_application_set_accels_for_action (GTK_APPLICATION (app),
+                                           accels[i].action,
+                                           accels[i].accels);
+  g_autoptr (GtkCssProvider) css = gtk_css_provider_new ();
+  gtk_css_provider_load_from_resource (css,
+                                       "/org/vessel/Vessel/style.css");
+  gtk_style_context_add_provider_for_display (
+      gdk_display_get_default (), GTK_STYLE_PROVIDER (css),
+      GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+
+  g_autoptr (GPtrArray) errors = g_ptr_array_new_with_free_func (g_free);
+  vessel_library_load (self->library, errors);
+  for (guint i = 0; i < errors->len; i++)
+    g_warning ("%s", (const char *) errors->pdata[i]);
+}
+
+static void
+vessel_application_activate (GApplication *app)
+{
+  VesselApplication *self = VESSEL_APPLICATION (app);
+  if (!self->window)
+    {
+      self->window = vessel_window_new (GTK_APPLICATION (app), self->library);
+      g_object_add_weak_pointer (G_OBJECT (self->window),
+                                 (gpointer *) &self->window);
+      g_signal_connect (self->window, "close-request",
+                        G_CALLBACK (on_close_request), self);
+    }
+  gtk_window_present (GTK_WINDOW (self->window));
+}
+
+static void
+vessel_application_shutdown (GApplication *app)
+{
+  VesselApplication *self = VESSEL_APPLICATION (app);
+  GListModel *model = vessel_library_get_model (self->library);
+  for (guint i = 0; i < g_list_model_get_n_items (model); i++)
+    {
+      g_autoptr (VesselMachine) m = g_list_model_get_item (model, i);
+      vessel_machine_stop_now (m);
+    }
+  vessel_library_finish_all (self->library);
+  G_APPLICATION_CLASS (vessel_application_parent_class)->shutdown (app);
+}
+
+static void
+vessel_application_finalize (GObject *object)
+{
+  VesselApplication *self = VESSEL_APPLICATION (object);
+  g_clear_object (&self->library);
+  G_OBJECT_CLASS (vessel_application_parent_class)->finalize (object);
+}
+
+static void
+vessel_application_class_init (VesselApplicationClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = vessel_application_finalize;
+  G_APPLICATION_CLASS (klass)->startup = vessel_application_startup;
+  G_APPLICATION_CLASS (klass)->activate = vessel_application_activate;
+  G_APPLICATION_CLASS (klass)->shutdown = vessel_application_shutdown;
+}
+
+static void
+vessel_application_init (VesselApplication *self)
+{
+  self->library = vessel_library_new (NULL);
+}
+
+VesselApplication *
+vessel_application_new (void)
+{
+  return g_object_new (VESSEL_TYPE_APPLICATION, "application-id",
+                       VESSEL_APPLICATION_ID, "flags",
+                       G_APPLICATION_DEFAULT_FLAGS, "resource-base-path",
+                       "/org/vessel/Vessel", NULL);
+}

@@ -1,0 +1,38 @@
+/* The Vessel application: one library of machines, one main window, the
+ * app-wide actions (new-machine, import, about, quit) and their
+ * accelerators. The engine of every running machine lives in this
+ * process. */
+#pragma once
+
+#include "app/vessel-library.h"
+#include "app/vessel-window.h"
+
+#include <adwaita.h>
+
+G_BEGIN_DECLS
+
+#define VESSEL_APPLICATION_ID "org.vessel.Vessel"
+
+#define VESSEL_TYPE_APPLICATION (vessel_application_get_type ())
+G_DECLARE_FINAL_TYPE (VesselApplication, vessel_application, VESSEL,
+                      APPLICATION, AdwApplication)
+
+VesselApplication *vessel_application_new (void);
+VesselLibrary *vessel_application_get_library (VesselApplication *self);
+/* The main window (made on first activation), or NULL. */
+VesselWindow *vessel_application_get_window (VesselApplication *self);
+/* The question asked when quitting with machines running, while it is
+ * open (for tests). */
+GtkWindow *vessel_application_get_quit_dialog (VesselApplication *self);
+
+/* Creates a machine with a new qcow2 disk of @disk_bytes in the library
+ * (0: no disk) and @iso in its CD-ROM drive (may be NULL). */
+VesselMachine *vessel_application_create_machine (VesselApplication *self,
+                                                  const char *title,
+                                                  const char *iso,
+                                                  guint64 memory_bytes,
+                                                  guint cpus,
+                                                  guint64 disk_bytes,
+                                                  GError **error);
+
+G_END_DECLS
