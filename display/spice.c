@@ -25,9 +25,11 @@
 #include <errno.h>
 #include <gio/gio.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <spice.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define SPICE_MEMSLOT_GROUP 0
 #define SPICE_MEMSLOT_ID 0
@@ -1006,6 +1008,54 @@ spice_call_on (GMainContext *context, GSourceFunc fn, gpointer data,
   g_cond_clear (&call.cond);
 }
 
+/* Whether spice-server will be able to listen on @host:@port: it binds the
+ * first address that works, as this does, but says why not only in log
+ * lines of its own. */
+static gboolean
+spice_probe_listen (const char *host, int port, GError **error)
+{
+  struct addrinfo hints = {
+    .ai_family = AF_UNSPEC,
+    .ai_socktype = SOCK_STREAM,
+    .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+  };
+  struct addrinfo *res = NULL;
+  char serv[16];
+  g_snprintf (serv, sizeof serv, "%d", port);
+  int rc = getaddrinfo (host, serv, &hints, &res);
+  if (rc != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s: %s",
+                   host, gai_strerror (rc));
+      return FALSE;
+    }
+  int err = 0;
+  gboolean ok = FALSE;
+  for (struct addrinfo *ai = res; ai && !ok; ai = ai->ai_next)
+    {
+      int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                       ai->ai_protocol);
+      if (fd < 0)
+        {
+          err = errno;
+          continue;
+        }
+      int one = 1;
+      setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (ai->ai_family == AF_INET6)
+        setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+      ok = bind (fd, ai->ai_addr, ai->ai_addrlen) == 0;
+      if (!ok)
+        err = errno;
+      close (fd);
+    }
+  freeaddrinfo (res);
+  if (!ok)
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (err),
+                 "cannot listen on %s:%d: %s", host, port, g_strerror (err));
+  return ok;
+}
+
 typedef struct spice_setup {
   display_spice *sp;
   const char *password;
@@ -1108,6 +1158,11 @@ display_spice_new (display_surface *surface, display_input *input,
   sp->sources = g_hash_table_new (NULL, NULL);
   sp->channels = g_ptr_array_new_with_free_func (spice_channel_free);
 
+  if (!spice_probe_listen (sp->host, port, error))
+    {
+      spice_free_memory (sp);
+      return NULL;
+    }
   spice_setup setup = { .sp = sp, .password = sp->auth ? password : NULL };
   spice_call_on (context, spice_setup_on_context, &setup, false);
   if (setup.error)
