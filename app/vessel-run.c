@@ -1,6 +1,7 @@
 /* vessel-run: the headless front end. Builds a machine from flags, runs it
  * until the guest powers off (exit 0) or something fails (one line on
  * stderr, non-zero exit). */
+#include "display/spice.h"
 #include "display/vnc.h"
 #include "vmm-core/control/qmp.h"
 #include "vmm-core/kvm/cpu-features.h"
@@ -28,6 +29,7 @@ typedef struct run {
   vmm_machine *machine;
   vmm_qmp_server *control;
   display_vnc *vnc;
+  display_spice *spice;
   int status;
   run_output serial;
   run_output debugcon;
@@ -306,6 +308,39 @@ on_query_vnc (void *opaque)
   return o;
 }
 
+/* QMP query-spice (on the I/O thread). */
+static JsonObject *
+on_query_spice (void *opaque)
+{
+  display_spice_info *info = display_spice_query (opaque);
+  JsonObject *o = json_object_new ();
+  json_object_set_boolean_member (o, "enabled", TRUE);
+  json_object_set_boolean_member (o, "migrated", FALSE);
+  json_object_set_string_member (o, "host", info->host);
+  json_object_set_int_member (o, "port", info->port);
+  json_object_set_string_member (o, "auth", info->auth);
+  json_object_set_string_member (o, "compiled-version",
+                                 info->compiled_version);
+  json_object_set_string_member (o, "mouse-mode", info->mouse_mode);
+  JsonArray *channels = json_array_new ();
+  for (guint i = 0; i < info->channels->len; i++)
+    {
+      display_spice_channel_info *ci = info->channels->pdata[i];
+      JsonObject *c = json_object_new ();
+      json_object_set_string_member (c, "host", ci->host);
+      json_object_set_string_member (c, "port", ci->port);
+      json_object_set_string_member (c, "family", ci->family);
+      json_object_set_int_member (c, "connection-id", ci->connection_id);
+      json_object_set_int_member (c, "channel-type", ci->channel_type);
+      json_object_set_int_member (c, "channel-id", ci->channel_id);
+      json_object_set_boolean_member (c, "tls", FALSE);
+      json_array_add_object_element (channels, c);
+    }
+  json_object_set_array_member (o, "channels", channels);
+  display_spice_info_free (info);
+  return o;
+}
+
 /* A control client sent quit (from the I/O thread). */
 static void
 on_control_quit (void *opaque)
@@ -331,7 +366,7 @@ main (int argc, char **argv)
   g_autofree char *debugcon = NULL, *kernel_entry = NULL, *cpu = NULL;
   g_auto (GStrv) disk_specs = NULL;
   g_autofree char *cdrom = NULL, *boot = NULL, *control = NULL;
-  g_autofree char *display = NULL, *vnc = NULL;
+  g_autofree char *display = NULL, *vnc = NULL, *spice = NULL;
   int cpus = 1;
   int boot_menu_wait = 0;
   gboolean sercon = FALSE, boot_menu = FALSE;
@@ -378,6 +413,10 @@ main (int argc, char **argv)
     { "vnc", 0, 0, G_OPTION_ARG_STRING, &vnc,
       "Show the screen to VNC clients: ADDR:PORT or :N (port 5900+N on "
       "127.0.0.1), with ,password-file=F for VNC authentication",
+      "ADDR:PORT[,password-file=F]" },
+    { "spice", 0, 0, G_OPTION_ARG_STRING, &spice,
+      "Show the screen to SPICE clients on ADDR:PORT (ADDR defaults to "
+      "127.0.0.1), with ,password-file=F for a SPICE ticket",
       "ADDR:PORT[,password-file=F]" },
     { NULL },
   };
@@ -454,6 +493,22 @@ main (int argc, char **argv)
             die_usage ("--vnc: %s", error->message);
         }
     }
+  display_spice_spec spice_spec = { 0 };
+  g_autofree char *spice_password = NULL;
+  if (spice)
+    {
+      if (!display_spice_spec_parse (spice, &spice_spec, &error))
+        die_usage ("--spice: %s", error->message);
+      if (display_kind == VMM_DISPLAY_NONE)
+        die_usage ("--spice needs a display (not --display none)");
+      if (spice_spec.password_file)
+        {
+          spice_password = display_spice_read_password (
+              spice_spec.password_file, &error);
+          if (!spice_password)
+            die_usage ("--spice: %s", error->message);
+        }
+    }
   size_t n_disks = disk_specs ? g_strv_length (disk_specs) : 0;
   if (n_disks > VMM_MACHINE_MAX_DISKS)
     die_usage ("--disk: at most %d disks", VMM_MACHINE_MAX_DISKS);
@@ -518,6 +573,22 @@ main (int argc, char **argv)
           goto out_machine;
         }
     }
+  if (spice)
+    {
+      /* A client that hangs up must not end the program. */
+      signal (SIGPIPE, SIG_IGN);
+      r.spice = display_spice_new (vmm_machine_display (r.machine),
+                                   vmm_machine_input (r.machine),
+                                   vmm_machine_io_context (r.machine),
+                                   spice_spec.host, spice_spec.port,
+                                   spice_password, &error);
+      if (!r.spice)
+        {
+          fprintf (stderr, "vessel-run: --spice %s\n", error->message);
+          r.status = EXIT_USAGE;
+          goto out_machine;
+        }
+    }
   if (control)
     {
       r.control = vmm_qmp_server_new (r.machine, control, &cfg,
@@ -530,6 +601,8 @@ main (int argc, char **argv)
         }
       if (r.vnc)
         vmm_qmp_server_set_query_vnc (r.control, on_query_vnc, r.vnc);
+      if (r.spice)
+        vmm_qmp_server_set_query_spice (r.control, on_query_spice, r.spice);
     }
   vmm_machine_set_serial_ready_callback (r.machine, on_serial_ready, &r);
   g_unix_signal_add (SIGINT, on_signal, &r);
@@ -545,11 +618,13 @@ main (int argc, char **argv)
   vmm_qmp_server_free (r.control);
 out_machine:
   display_vnc_free (r.vnc);
+  display_spice_free (r.spice);
   vmm_machine_free (r.machine);
   g_main_loop_unref (r.loop);
 
 out:
   display_vnc_spec_clear (&vnc_spec);
+  display_spice_spec_clear (&spice_spec);
   if (r.serial.owned)
     close (r.serial.fd);
   if (r.debugcon.owned)

@@ -298,13 +298,14 @@ static const vmm_qmp_arg screendump_args[] = {
   { NULL },
 };
 
+/* A reply the front end gives (query-vnc, query-spice), or
+ * {"enabled": false} when it runs no such service. */
 static JsonNode *
-cmd_query_vnc (void *opaque, JsonObject *args, GError **error)
+front_end_query (vmm_qmp_server *s, vmm_qmp_query_fn *fnp, void **opaquep)
 {
-  vmm_qmp_server *s = opaque;
   g_mutex_lock (&s->notice_lock);
-  vmm_qmp_query_fn fn = s->query_vnc;
-  void *fn_opaque = s->query_vnc_opaque;
+  vmm_qmp_query_fn fn = *fnp;
+  void *fn_opaque = *opaquep;
   g_mutex_unlock (&s->notice_lock);
   JsonObject *o = fn ? fn (fn_opaque) : NULL;
   if (!o)
@@ -315,6 +316,20 @@ cmd_query_vnc (void *opaque, JsonObject *args, GError **error)
   return node_take_object (o);
 }
 
+static JsonNode *
+cmd_query_vnc (void *opaque, JsonObject *args, GError **error)
+{
+  vmm_qmp_server *s = opaque;
+  return front_end_query (s, &s->query_vnc, &s->query_vnc_opaque);
+}
+
+static JsonNode *
+cmd_query_spice (void *opaque, JsonObject *args, GError **error)
+{
+  vmm_qmp_server *s = opaque;
+  return front_end_query (s, &s->query_spice, &s->query_spice_opaque);
+}
+
 void
 vmm_qmp_server_set_query_vnc (vmm_qmp_server *s, vmm_qmp_query_fn fn,
                               void *opaque)
@@ -322,6 +337,16 @@ vmm_qmp_server_set_query_vnc (vmm_qmp_server *s, vmm_qmp_query_fn fn,
   g_mutex_lock (&s->notice_lock);
   s->query_vnc = fn;
   s->query_vnc_opaque = opaque;
+  g_mutex_unlock (&s->notice_lock);
+}
+
+void
+vmm_qmp_server_set_query_spice (vmm_qmp_server *s, vmm_qmp_query_fn fn,
+                                void *opaque)
+{
+  g_mutex_lock (&s->notice_lock);
+  s->query_spice = fn;
+  s->query_spice_opaque = opaque;
   g_mutex_unlock (&s->notice_lock);
 }
 
@@ -338,6 +363,7 @@ const vmm_qmp_command vmm_qmp_commands[] = {
     change_medium_args },
   { "screendump", cmd_screendump, screendump_args },
   { "query-vnc", cmd_query_vnc, NULL },
+  { "query-spice", cmd_query_spice, NULL },
   { "query-commands", cmd_query_commands, NULL },
   { "query-version", cmd_query_version, NULL },
   { NULL },

@@ -38,9 +38,11 @@ struct vmm_qmp_server {
   /* qmp_notice from the machine's listener, on any thread. */
   GMutex notice_lock;
   GQueue notices;
-  /* The front end's query-vnc (under notice_lock). */
+  /* The front end's query-vnc and query-spice (under notice_lock). */
   vmm_qmp_query_fn query_vnc;
   void *query_vnc_opaque;
+  vmm_qmp_query_fn query_spice;
+  void *query_spice_opaque;
 
   GList *clients; /* qmp_client */
   bool closed;

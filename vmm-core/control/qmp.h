@@ -39,5 +39,10 @@ typedef JsonObject *(*vmm_qmp_query_fn) (void *opaque);
  * clients). Without it query-vnc answers {"enabled": false}. Any thread. */
 void vmm_qmp_server_set_query_vnc (vmm_qmp_server *s, vmm_qmp_query_fn fn,
                                    void *opaque);
+/* query-spice (QMP's SpiceInfo: enabled, migrated, host, port, auth,
+ * compiled-version, mouse-mode, channels). Without it query-spice answers
+ * {"enabled": false}. Any thread. */
+void vmm_qmp_server_set_query_spice (vmm_qmp_server *s, vmm_qmp_query_fn fn,
+                                     void *opaque);
 
 G_END_DECLS
