@@ -5,7 +5,7 @@
 set -eu
 
 build_pkgs="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev liblzma-dev libzstd-dev liburing-dev libvncserver-dev seabios"
-test_pkgs="qemu-utils grub-pc-bin grub-common xorriso mtools binutils acpica-tools dmidecode tesseract-ocr tesseract-ocr-eng gvncviewer vncsnapshot"
+test_pkgs="qemu-utils grub-pc-bin grub-common xorriso mtools binutils acpica-tools dmidecode tesseract-ocr tesseract-ocr-eng gvncviewer vncsnapshot xvfb xauth xdotool libjpeg-turbo-progs"
 bench_pkgs="qemu-system-x86 hyperfine"
 
 pkgs=$build_pkgs
