@@ -206,6 +206,16 @@ post_event_buffers (T *t, unsigned first, unsigned n)
     }
 }
 
+/* A host pointer event, then the I/O loop that delivers it. */
+static bool
+tablet_event (T *t, unsigned x, unsigned y, int wheel, unsigned buttons)
+{
+  bool ok = virtio_input_tablet_event (t->vi, x, y, wheel, buttons);
+  while (g_main_context_iteration (t->ctx, FALSE))
+    ;
+  return ok;
+}
+
 /* Used eventq entries since the last call, as events. */
 static unsigned
 take_events (T *t, ev *out, unsigned max)
@@ -326,7 +336,7 @@ static void
 test_not_ready (T *t, gconstpointer data)
 {
   g_assert_false (virtio_input_ready (t->vi));
-  g_assert_false (virtio_input_tablet_event (t->vi, 1, 2, 0, 0));
+  g_assert_false (tablet_event (t, 1, 2, 0, 0));
   g_assert_cmpuint (virtio_input_pending (t->vi), ==, 0);
   g_assert_cmphex (drv_init (t), ==, 0x0f);
   g_assert_true (virtio_input_ready (t->vi));
@@ -346,8 +356,8 @@ test_events (T *t, gconstpointer data)
   unsigned irqs = t->intx_raised;
 
   /* Press: position, BTN_LEFT down, SYN_REPORT. */
-  g_assert_true (virtio_input_tablet_event (t->vi, 100, 32767, 0,
-                                            VIRTIO_INPUT_BUTTON_LEFT));
+  g_assert_true (tablet_event (t, 100, 32767, 0,
+                               VIRTIO_INPUT_BUTTON_LEFT));
   g_assert_cmpuint (take_events (t, e, 64), ==, 4);
   assert_ev (&e[0], VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_X, 100);
   assert_ev (&e[1], VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_Y, 32767);
@@ -356,8 +366,8 @@ test_events (T *t, gconstpointer data)
   g_assert_cmpuint (t->intx_raised, >, irqs);
 
   /* Motion only: no key events. Coordinates are clamped. */
-  g_assert_true (virtio_input_tablet_event (t->vi, 40000, 7, 0,
-                                            VIRTIO_INPUT_BUTTON_LEFT));
+  g_assert_true (tablet_event (t, 40000, 7, 0,
+                               VIRTIO_INPUT_BUTTON_LEFT));
   g_assert_cmpuint (take_events (t, e, 64), ==, 3);
   assert_ev (&e[0], VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_X, 32767);
   assert_ev (&e[1], VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_Y, 7);
@@ -365,8 +375,8 @@ test_events (T *t, gconstpointer data)
 
   /* Left up and right and middle down in one batch, with a wheel step
    * towards the user (REL_WHEEL -1). */
-  g_assert_true (virtio_input_tablet_event (
-      t->vi, 5, 6, 1, VIRTIO_INPUT_BUTTON_RIGHT | VIRTIO_INPUT_BUTTON_MIDDLE));
+  g_assert_true (tablet_event (
+      t, 5, 6, 1, VIRTIO_INPUT_BUTTON_RIGHT | VIRTIO_INPUT_BUTTON_MIDDLE));
   g_assert_cmpuint (take_events (t, e, 64), ==, 7);
   assert_ev (&e[2], VIRTIO_INPUT_EV_KEY, VIRTIO_INPUT_BTN_LEFT, 0);
   assert_ev (&e[3], VIRTIO_INPUT_EV_KEY, VIRTIO_INPUT_BTN_RIGHT, 1);
@@ -375,8 +385,8 @@ test_events (T *t, gconstpointer data)
   assert_ev (&e[6], VIRTIO_INPUT_EV_SYN, VIRTIO_INPUT_SYN_REPORT, 0);
 
   /* Side and extra; a wheel step away from the user. */
-  g_assert_true (virtio_input_tablet_event (
-      t->vi, 5, 6, -2, VIRTIO_INPUT_BUTTON_SIDE | VIRTIO_INPUT_BUTTON_EXTRA));
+  g_assert_true (tablet_event (
+      t, 5, 6, -2, VIRTIO_INPUT_BUTTON_SIDE | VIRTIO_INPUT_BUTTON_EXTRA));
   g_assert_cmpuint (take_events (t, e, 64), ==, 8);
   assert_ev (&e[2], VIRTIO_INPUT_EV_KEY, VIRTIO_INPUT_BTN_RIGHT, 0);
   assert_ev (&e[3], VIRTIO_INPUT_EV_KEY, VIRTIO_INPUT_BTN_MIDDLE, 0);
@@ -401,8 +411,8 @@ test_partial_batch (T *t, gconstpointer data)
   g_assert_cmphex (drv_init (t), ==, 0x0f);
   post_event_buffers (t, 0, 2);
   kick (t, 0);
-  g_assert_true (virtio_input_tablet_event (t->vi, 1, 2, 0,
-                                            VIRTIO_INPUT_BUTTON_LEFT));
+  g_assert_true (tablet_event (t, 1, 2, 0,
+                               VIRTIO_INPUT_BUTTON_LEFT));
   g_assert_cmpuint (take_events (t, e, 64), ==, 2);
   g_assert_cmpuint (virtio_input_pending (t->vi), ==, 2);
   post_event_buffers (t, 2, 8);
@@ -422,7 +432,7 @@ test_bounded_queue (T *t, gconstpointer data)
   g_assert_cmphex (drv_init (t), ==, 0x0f);
   const unsigned batches = 200; /* 600 events of motion, 3 each */
   for (unsigned i = 0; i < batches; i++)
-    g_assert_true (virtio_input_tablet_event (t->vi, i, 1000 + i, 0, 0));
+    g_assert_true (tablet_event (t, i, 1000 + i, 0, 0));
   unsigned pending = virtio_input_pending (t->vi);
   g_assert_cmpuint (pending, <=, VIRTIO_INPUT_PENDING_MAX);
   g_assert_cmpuint (pending, >, VIRTIO_INPUT_PENDING_MAX - 3);
@@ -513,18 +523,18 @@ test_bad_descriptors (T *t, gconstpointer data)
           break;
         }
       kick (t, 0);
-      virtio_input_tablet_event (t->vi, 1, 2, 0, VIRTIO_INPUT_BUTTON_LEFT);
+      tablet_event (t, 1, 2, 0, VIRTIO_INPUT_BUTTON_LEFT);
       kick (t, 0);
       g_assert_true (status_now (t) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
       g_assert_false (virtio_input_ready (t->vi));
-      g_assert_false (virtio_input_tablet_event (t->vi, 1, 2, 0, 0));
+      g_assert_false (tablet_event (t, 1, 2, 0, 0));
     }
   /* A reset and a proper start: events flow again. */
   ev e[8];
   g_assert_cmphex (drv_init (t), ==, 0x0f);
   post_event_buffers (t, 0, 8);
   kick (t, 0);
-  g_assert_true (virtio_input_tablet_event (t->vi, 3, 4, 0, 0));
+  g_assert_true (tablet_event (t, 3, 4, 0, 0));
   g_assert_cmpuint (take_events (t, e, 8), ==, 3);
   assert_ev (&e[0], VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_X, 3);
 }
@@ -546,10 +556,10 @@ test_random_writes (T *t, gconstpointer data)
         rd (t, off, size);
       if (i % 64 == 0)
         {
-          virtio_input_tablet_event (t->vi, g_rand_int (rand) & 0xffff,
-                                     g_rand_int (rand) & 0xffff,
-                                     g_rand_int_range (rand, -3, 3),
-                                     g_rand_int (rand) & 0x1f);
+          tablet_event (t, g_rand_int (rand) & 0xffff,
+                        g_rand_int (rand) & 0xffff,
+                        g_rand_int_range (rand, -3, 3),
+                        g_rand_int (rand) & 0x1f);
           while (g_main_context_iteration (t->ctx, FALSE))
             ;
         }
@@ -566,8 +576,8 @@ test_state (T *t, gconstpointer data)
   ev e[16];
   g_assert_cmphex (drv_init (t), ==, 0x0f);
   wr (t, CFG (0), 1, VIRTIO_INPUT_CFG_ABS_INFO);
-  g_assert_true (virtio_input_tablet_event (t->vi, 11, 12, 0,
-                                            VIRTIO_INPUT_BUTTON_LEFT));
+  g_assert_true (tablet_event (t, 11, 12, 0,
+                               VIRTIO_INPUT_BUTTON_LEFT));
   g_autoptr (GByteArray) blob = g_byte_array_new ();
   vmm_device *dev = virtio_input_device (t->vi);
   g_mutex_lock (&dev->lock);

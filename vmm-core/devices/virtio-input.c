@@ -38,6 +38,8 @@ typedef struct input_regs {
 struct virtio_input {
   vmm_device dev;
   vmm_virtio_pci *vp;
+  GMainContext *io;
+  GSource *flush_source; /* a flush queued on @io, under the lock */
   input_regs r;
 };
 
@@ -298,6 +300,18 @@ static const vmm_virtio_device_ops input_virtio_ops = {
 
 /* ---- host side ---- */
 
+/* Host events are delivered on the I/O thread, like every queue's work. */
+static gboolean
+flush_on_io_thread (gpointer data)
+{
+  virtio_input *vi = data;
+  g_mutex_lock (&vi->dev.lock);
+  g_clear_pointer (&vi->flush_source, g_source_unref);
+  flush_events (vi);
+  g_mutex_unlock (&vi->dev.lock);
+  return G_SOURCE_REMOVE;
+}
+
 bool
 virtio_input_ready (virtio_input *vi)
 {
@@ -336,7 +350,13 @@ virtio_input_tablet_event (virtio_input *vi, unsigned x, unsigned y,
                               0 };
   r->buttons = buttons & ((1u << TABLET_BUTTONS) - 1);
   pending_push_batch (r, batch, n);
-  flush_events (vi);
+  if (!vi->flush_source)
+    {
+      vi->flush_source = g_idle_source_new ();
+      g_source_set_priority (vi->flush_source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (vi->flush_source, flush_on_io_thread, vi, NULL);
+      g_source_attach (vi->flush_source, vi->io);
+    }
   g_mutex_unlock (&vi->dev.lock);
   return true;
 }
@@ -422,6 +442,13 @@ static void
 input_destroy (vmm_device *dev)
 {
   virtio_input *vi = (virtio_input *) dev;
+  /* The I/O thread no longer runs (or is the caller's): a queued flush is
+   * dropped with the device. */
+  if (vi->flush_source)
+    {
+      g_source_destroy (vi->flush_source);
+      g_source_unref (vi->flush_source);
+    }
   vmm_virtio_pci_free (vi->vp);
   g_mutex_clear (&dev->lock);
   g_free (vi);
@@ -441,6 +468,7 @@ virtio_input_tablet_create (const vmm_guest_memory *mem, GMainContext *io,
 {
   virtio_input *vi = g_new0 (virtio_input, 1);
   vmm_device_init (&vi->dev, "virtio-tablet", &input_device_ops);
+  vi->io = io;
   vmm_virtio_pci_info info = {
     .device_type = VIRTIO_ID_INPUT,
     .class_code = VIRTIO_INPUT_CLASS,

@@ -113,9 +113,9 @@ gboolean virtio_input_attach (virtio_input *vi, vmm_pci_host *host,
 bool virtio_input_ready (virtio_input *vi);
 /* The pointer at (@x, @y), each 0..VIRTIO_INPUT_ABS_MAX (clamped), @wheel
  * steps (positive: towards the user, as display/input.h counts; sent as a
- * negative REL_WHEEL) and the buttons now held. Queues one batch and
- * delivers what the posted buffers take. Returns false, queueing nothing,
- * when the driver is not running. */
+ * negative REL_WHEEL) and the buttons now held. Queues one batch; the I/O
+ * thread then delivers what the posted buffers take. Returns false,
+ * queueing nothing, when the driver is not running. */
 bool virtio_input_tablet_event (virtio_input *vi, unsigned x, unsigned y,
                                 int wheel, unsigned buttons);
 /* Events waiting for buffers (for tests). */
