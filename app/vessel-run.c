@@ -367,6 +367,7 @@ main (int argc, char **argv)
   g_auto (GStrv) disk_specs = NULL;
   g_autofree char *cdrom = NULL, *boot = NULL, *control = NULL;
   g_autofree char *display = NULL, *vnc = NULL, *spice = NULL;
+  g_autofree char *tablet = NULL;
   int cpus = 1;
   int boot_menu_wait = 0;
   gboolean sercon = FALSE, boot_menu = FALSE;
@@ -398,6 +399,9 @@ main (int argc, char **argv)
     { "display", 0, 0, G_OPTION_ARG_STRING, &display,
       "The display device: std (Bochs/std VGA, the default) or none",
       "std|none" },
+    { "tablet", 0, 0, G_OPTION_ARG_STRING, &tablet,
+      "A virtio tablet for an absolute pointer (PCI 00:14.0, with the std "
+      "display): on (the default) or off", "on|off" },
     { "serial", 0, 0, G_OPTION_ARG_STRING, &serial,
       "COM1: stdio, file:PATH or none (default stdio)", "DEST" },
     { "debugcon", 0, 0, G_OPTION_ARG_STRING, &debugcon,
@@ -477,6 +481,14 @@ main (int argc, char **argv)
       else if (strcmp (display, "std") != 0)
         die_usage ("--display: '%s' is not std or none", display);
     }
+  bool disable_tablet = false;
+  if (tablet)
+    {
+      if (strcmp (tablet, "off") == 0)
+        disable_tablet = true;
+      else if (strcmp (tablet, "on") != 0)
+        die_usage ("--tablet: '%s' is not on or off", tablet);
+    }
   display_vnc_spec vnc_spec = { 0 };
   g_autofree char *vnc_password = NULL;
   if (vnc)
@@ -545,6 +557,7 @@ main (int argc, char **argv)
     .cdrom = cdrom,
     .boot = boot_device,
     .display = display_kind,
+    .disable_tablet = disable_tablet,
   };
   if (r.serial.fd >= 0)
     cfg.serial = (vmm_chardev) { output_write, &r.serial };

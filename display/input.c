@@ -121,6 +121,53 @@ static const uint8_t ascii_to_xt[0x7f - 0x20] = {
   0x1a, 0x2b, 0x1b, 0x29,
 };
 
+/* QEMU's QKeyCode names (qapi/ui.json, the names QMP's send-key takes) →
+ * set 1. */
+typedef struct qcode_entry {
+  const char *name;
+  uint16_t xt;
+} qcode_entry;
+
+static const qcode_entry qcode_table[] = {
+  /* Modifiers and locks */
+  { "shift", 0x2a }, { "shift_r", 0x36 }, { "ctrl", 0x1d },
+  { "ctrl_r", 0xe01d }, { "alt", 0x38 }, { "alt_r", 0xe038 },
+  { "meta_l", 0xe05b }, { "meta_r", 0xe05c }, { "menu", 0xe05d },
+  { "caps_lock", 0x3a }, { "num_lock", 0x45 }, { "scroll_lock", 0x46 },
+  /* The main block, row by row */
+  { "esc", 0x01 }, { "1", 0x02 }, { "2", 0x03 }, { "3", 0x04 },
+  { "4", 0x05 }, { "5", 0x06 }, { "6", 0x07 }, { "7", 0x08 }, { "8", 0x09 },
+  { "9", 0x0a }, { "0", 0x0b }, { "minus", 0x0c }, { "equal", 0x0d },
+  { "backspace", 0x0e }, { "tab", 0x0f },
+  { "q", 0x10 }, { "w", 0x11 }, { "e", 0x12 }, { "r", 0x13 }, { "t", 0x14 },
+  { "y", 0x15 }, { "u", 0x16 }, { "i", 0x17 }, { "o", 0x18 }, { "p", 0x19 },
+  { "bracket_left", 0x1a }, { "bracket_right", 0x1b }, { "ret", 0x1c },
+  { "a", 0x1e }, { "s", 0x1f }, { "d", 0x20 }, { "f", 0x21 }, { "g", 0x22 },
+  { "h", 0x23 }, { "j", 0x24 }, { "k", 0x25 }, { "l", 0x26 },
+  { "semicolon", 0x27 }, { "apostrophe", 0x28 }, { "grave_accent", 0x29 },
+  { "backslash", 0x2b },
+  { "z", 0x2c }, { "x", 0x2d }, { "c", 0x2e }, { "v", 0x2f }, { "b", 0x30 },
+  { "n", 0x31 }, { "m", 0x32 }, { "comma", 0x33 }, { "dot", 0x34 },
+  { "slash", 0x35 }, { "spc", 0x39 }, { "less", 0x56 },
+  /* Function keys */
+  { "f1", 0x3b }, { "f2", 0x3c }, { "f3", 0x3d }, { "f4", 0x3e },
+  { "f5", 0x3f }, { "f6", 0x40 }, { "f7", 0x41 }, { "f8", 0x42 },
+  { "f9", 0x43 }, { "f10", 0x44 }, { "f11", 0x57 }, { "f12", 0x58 },
+  /* Cursor block */
+  { "print", DISPLAY_XT_PRINT }, { "sysrq", 0x54 },
+  { "pause", DISPLAY_XT_PAUSE }, { "insert", 0xe052 }, { "delete", 0xe053 },
+  { "home", 0xe047 }, { "end", 0xe04f }, { "pgup", 0xe049 },
+  { "pgdn", 0xe051 }, { "up", 0xe048 }, { "down", 0xe050 },
+  { "left", 0xe04b }, { "right", 0xe04d },
+  /* Keypad */
+  { "kp_0", 0x52 }, { "kp_1", 0x4f }, { "kp_2", 0x50 }, { "kp_3", 0x51 },
+  { "kp_4", 0x4b }, { "kp_5", 0x4c }, { "kp_6", 0x4d }, { "kp_7", 0x47 },
+  { "kp_8", 0x48 }, { "kp_9", 0x49 }, { "kp_enter", 0xe01c },
+  { "kp_add", 0x4e }, { "kp_subtract", 0x4a }, { "kp_multiply", 0x37 },
+  { "asterisk", 0x37 }, { "kp_divide", 0xe035 }, { "kp_decimal", 0x53 },
+  { "kp_equals", 0x59 }, { "kp_comma", 0x7e },
+};
+
 /* Which keys are down: set 1 codes, 0x80 + n for 0xE0-prefixed ones. */
 #define KEY_SLOTS 256
 
@@ -131,6 +178,10 @@ struct display_input {
   unsigned buttons;
   bool have_abs;
   int abs_x, abs_y;
+  /* The absolute device took the last absolute event, at this position
+   * (0..DISPLAY_ABS_MAX). */
+  bool tablet;
+  unsigned tablet_x, tablet_y;
 };
 
 display_input *
@@ -160,6 +211,17 @@ display_input_keysym_to_xt (uint32_t keysym)
   for (size_t i = 0; i < G_N_ELEMENTS (keysym_table); i++)
     if (keysym_table[i].keysym == keysym)
       return keysym_table[i].xt;
+  return 0;
+}
+
+unsigned
+display_input_qcode_to_xt (const char *qcode)
+{
+  if (!qcode)
+    return 0;
+  for (size_t i = 0; i < G_N_ELEMENTS (qcode_table); i++)
+    if (strcmp (qcode_table[i].name, qcode) == 0)
+      return qcode_table[i].xt;
   return 0;
 }
 
@@ -250,8 +312,14 @@ display_input_release_all (display_input *in)
     if (in->down[slot / 32] & (1u << (slot % 32)))
       send_key_locked (in, slot >= 0x80 ? 0xe000 | (slot & 0x7f) : slot,
                        false);
-  if (in->buttons && in->backend.mouse)
-    in->backend.mouse (in->backend.opaque, 0, 0, 0, 0);
+  if (in->buttons)
+    {
+      bool done = in->tablet && in->backend.absolute
+                  && in->backend.absolute (in->backend.opaque, in->tablet_x,
+                                           in->tablet_y, 0, 0);
+      if (!done && in->backend.mouse)
+        in->backend.mouse (in->backend.opaque, 0, 0, 0, 0);
+    }
   in->buttons = 0;
   g_mutex_unlock (&in->lock);
 }
@@ -283,8 +351,23 @@ display_input_pointer_rel (display_input *in, int dx, int dy, int dz,
                            unsigned buttons)
 {
   g_mutex_lock (&in->lock);
-  pointer_rel_locked (in, dx, dy, dz, buttons);
+  if (dx == 0 && dy == 0 && in->tablet && in->backend.absolute
+      && in->backend.absolute (in->backend.opaque, in->tablet_x,
+                               in->tablet_y, dz, buttons & 0x1f))
+    in->buttons = buttons & 0x1f;
+  else
+    pointer_rel_locked (in, dx, dy, dz, buttons);
   g_mutex_unlock (&in->lock);
+}
+
+/* 0..size-1 → 0..DISPLAY_ABS_MAX, rounded to nearest. */
+static unsigned
+scale_abs (int v, int size)
+{
+  if (size <= 1)
+    return 0;
+  return (unsigned) (((uint64_t) v * DISPLAY_ABS_MAX + (uint64_t) (size - 1) / 2)
+                     / (uint64_t) (size - 1));
 }
 
 void
@@ -294,6 +377,24 @@ display_input_pointer_abs (display_input *in, int x, int y, int width,
   x = CLAMP (x, 0, MAX (width, 1) - 1);
   y = CLAMP (y, 0, MAX (height, 1) - 1);
   g_mutex_lock (&in->lock);
+  if (in->backend.absolute)
+    {
+      unsigned ax = scale_abs (x, width), ay = scale_abs (y, height);
+      if (in->backend.absolute (in->backend.opaque, ax, ay, 0,
+                                buttons & 0x1f))
+        {
+          in->tablet = true;
+          in->tablet_x = ax;
+          in->tablet_y = ay;
+          in->buttons = buttons & 0x1f;
+          in->have_abs = true;
+          in->abs_x = x;
+          in->abs_y = y;
+          g_mutex_unlock (&in->lock);
+          return;
+        }
+    }
+  in->tablet = false;
   int dx = in->have_abs ? x - in->abs_x : 0;
   int dy = in->have_abs ? y - in->abs_y : 0;
   in->have_abs = true;

@@ -267,6 +267,90 @@ test_translation (fixture *f, gconstpointer data_)
   EXPECT (f, false, 0x1e);
 }
 
+/* Reads whatever is waiting (at most @max bytes) into @out. */
+static size_t
+drain (fixture *f, uint8_t *out, size_t max)
+{
+  size_t n = 0;
+  while ((status (f) & 0x01) && n < max)
+    out[n++] = tu_inb (f->pio, 0x60);
+  return n;
+}
+
+/* Keys pressed while the guest does not read (SeaBIOS's POST, a busy
+ * guest) fill the keyboard's queue; whatever is dropped, the keyboard must
+ * not wedge: after the guest drains the output buffer new keys arrive with
+ * an IRQ 1 edge, and a command sent meanwhile still gets its ACK. */
+static void
+test_keyboard_overflow (fixture *f, gconstpointer data_)
+{
+  static const uint8_t a_make[] = { 0x1c };
+  static const uint8_t a_break[] = { 0xf0, 0x1c };
+  static const uint8_t b_make_break[] = { 0x32, 0xf0, 0x32 };
+  uint8_t got[512];
+  size_t n;
+
+  /* As SeaBIOS leaves it: translation, IRQ 1, the mouse off. */
+  command (f, 0x60);
+  data (f, 0x61);
+  for (unsigned round = 0; round < 3; round++)
+    {
+      for (unsigned i = 0; i < 300; i++)
+        {
+          i8042_keyboard_put (f->kbc, a_make, sizeof a_make);
+          i8042_keyboard_put (f->kbc, a_break, sizeof a_break);
+        }
+      g_assert_true (f->irq.level[KBD]);
+          n = drain (f, got, sizeof got);
+      g_assert_cmpuint (n, >, 0);
+      g_assert_cmpuint (n, <, sizeof got);
+      for (size_t i = 0; i < n; i++)
+        g_assert_true (got[i] == 0x1e || got[i] == 0x9e);
+      g_assert_false (f->irq.level[KBD]);
+
+      /* The queue is empty again: a new key comes with an edge. */
+      fake_irq_clear_counts (&f->irq);
+      i8042_keyboard_put (f->kbc, b_make_break, sizeof b_make_break);
+      g_assert_cmpuint (f->irq.raised[KBD], ==, 1);
+      EXPECT (f, false, 0x30, 0xb0);
+    }
+
+  /* A full queue, then a command (LEDs, as a guest's keyboard driver
+   * sends on Caps Lock): its ACK is not lost behind the scan codes. */
+  for (unsigned i = 0; i < 300; i++)
+    i8042_keyboard_put (f->kbc, a_make, sizeof a_make);
+  data (f, 0xed);
+  n = drain (f, got, sizeof got);
+  g_assert_cmpuint (n, >, 1);
+  g_assert_cmphex (got[n - 1], ==, 0xfa);
+  data (f, 0x02);
+  EXPECT (f, false, 0xfa);
+  /* Reset with a full queue: the byte already in the controller's output
+   * buffer stays, the keyboard's queue goes; then ACK and BAT. */
+  for (unsigned i = 0; i < 300; i++)
+    i8042_keyboard_put (f->kbc, a_make, sizeof a_make);
+  data (f, 0xff);
+  n = drain (f, got, sizeof got);
+  g_assert_cmpuint (n, ==, 3);
+  g_assert_cmphex (got[0], ==, 0x1e);
+  g_assert_cmphex (got[1], ==, 0xfa);
+  g_assert_cmphex (got[2], ==, 0xaa);
+  i8042_keyboard_put (f->kbc, b_make_break, sizeof b_make_break);
+  EXPECT (f, false, 0x30, 0xb0);
+
+  /* The keyboard interface disabled (0xAD) while keys come: they wait;
+   * enabled again, they flow and new ones follow. */
+  command (f, 0xad);
+  for (unsigned i = 0; i < 300; i++)
+    i8042_keyboard_put (f->kbc, b_make_break, sizeof b_make_break);
+  g_assert_cmphex (status (f) & 0x01, ==, 0);
+  command (f, 0xae);
+  n = drain (f, got, sizeof got);
+  g_assert_cmpuint (n, >, 0);
+  i8042_keyboard_put (f->kbc, a_make, sizeof a_make);
+  EXPECT (f, false, 0x1e);
+}
+
 static void
 aux_cmd (fixture *f, uint8_t v)
 {
@@ -376,6 +460,7 @@ main (int argc, char **argv)
   ADD ("output-port", test_output_port);
   ADD ("keyboard", test_keyboard);
   ADD ("translation", test_translation);
+  ADD ("keyboard-overflow", test_keyboard_overflow);
   ADD ("mouse", test_mouse);
   ADD ("reset", test_reset);
   return g_test_run ();

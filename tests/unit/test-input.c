@@ -4,6 +4,7 @@
 #include "display/vnc.h"
 
 #include <glib/gstdio.h>
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -199,6 +200,158 @@ test_pointer (void)
   g_byte_array_unref (s.keys);
 }
 
+/* QMP send-key's QKeyCode names. */
+static void
+test_qcode (void)
+{
+  static const struct {
+    const char *name;
+    unsigned xt;
+  } cases[] = {
+    { "a", 0x1e }, { "z", 0x2c }, { "q", 0x10 }, { "m", 0x32 },
+    { "1", 0x02 }, { "0", 0x0b }, { "9", 0x0a },
+    { "f1", 0x3b }, { "f10", 0x44 }, { "f11", 0x57 }, { "f12", 0x58 },
+    { "esc", 0x01 }, { "ret", 0x1c }, { "spc", 0x39 }, { "tab", 0x0f },
+    { "backspace", 0x0e }, { "shift", 0x2a }, { "shift_r", 0x36 },
+    { "ctrl", 0x1d }, { "ctrl_r", 0xe01d }, { "alt", 0x38 },
+    { "alt_r", 0xe038 }, { "meta_l", 0xe05b }, { "meta_r", 0xe05c },
+    { "up", 0xe048 }, { "down", 0xe050 }, { "left", 0xe04b },
+    { "right", 0xe04d }, { "home", 0xe047 }, { "end", 0xe04f },
+    { "pgup", 0xe049 }, { "pgdn", 0xe051 }, { "insert", 0xe052 },
+    { "delete", 0xe053 }, { "minus", 0x0c }, { "equal", 0x0d },
+    { "bracket_left", 0x1a }, { "bracket_right", 0x1b },
+    { "semicolon", 0x27 }, { "apostrophe", 0x28 }, { "grave_accent", 0x29 },
+    { "backslash", 0x2b }, { "comma", 0x33 }, { "dot", 0x34 },
+    { "slash", 0x35 }, { "caps_lock", 0x3a }, { "kp_0", 0x52 },
+    { "kp_5", 0x4c }, { "kp_9", 0x49 }, { "kp_enter", 0xe01c },
+    { "print", DISPLAY_XT_PRINT }, { "pause", DISPLAY_XT_PAUSE },
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_test_message ("qcode %s", cases[i].name);
+      g_assert_cmphex (display_input_qcode_to_xt (cases[i].name), ==,
+                       cases[i].xt);
+    }
+  /* Every letter and digit, and every code sends something. */
+  for (char c = 'a'; c <= 'z'; c++)
+    {
+      char name[2] = { c, 0 };
+      g_assert_cmphex (display_input_qcode_to_xt (name), ==,
+                       display_input_keysym_to_xt ((uint32_t) c));
+    }
+  for (char c = '0'; c <= '9'; c++)
+    {
+      char name[2] = { c, 0 };
+      g_assert_cmphex (display_input_qcode_to_xt (name), ==,
+                       display_input_keysym_to_xt ((uint32_t) c));
+    }
+  for (unsigned n = 1; n <= 12; n++)
+    {
+      g_autofree char *name = g_strdup_printf ("f%u", n);
+      unsigned xt = display_input_qcode_to_xt (name);
+      uint8_t out[8];
+      g_assert_cmpuint (display_input_xt_to_set2 (xt, true, out), >, 0);
+    }
+  g_assert_cmphex (display_input_qcode_to_xt ("nosuchkey"), ==, 0);
+  g_assert_cmphex (display_input_qcode_to_xt (""), ==, 0);
+  g_assert_cmphex (display_input_qcode_to_xt ("A"), ==, 0);
+  g_assert_cmphex (display_input_qcode_to_xt (NULL), ==, 0);
+}
+
+typedef struct tablet_sink {
+  sink s;
+  bool ready;
+  unsigned n, x, y, buttons;
+  int dz;
+} tablet_sink;
+
+static bool
+sink_absolute (void *opaque, unsigned x, unsigned y, int dz, unsigned buttons)
+{
+  tablet_sink *t = opaque;
+  if (!t->ready)
+    return false;
+  g_assert_cmpuint (x, <=, DISPLAY_ABS_MAX);
+  g_assert_cmpuint (y, <=, DISPLAY_ABS_MAX);
+  t->n++;
+  t->x = x;
+  t->y = y;
+  t->dz += dz;
+  t->buttons = buttons;
+  return true;
+}
+
+static void
+tablet_key (void *opaque, const uint8_t *set2, size_t n)
+{
+  sink_key (&((tablet_sink *) opaque)->s, set2, n);
+}
+
+static void
+tablet_mouse (void *opaque, int dx, int dy, int dz, unsigned buttons)
+{
+  sink_mouse (&((tablet_sink *) opaque)->s, dx, dy, dz, buttons);
+}
+
+/* Absolute positions go to the tablet once it takes them, scaled to
+ * 0..DISPLAY_ABS_MAX; before that, relative PS/2 motion. */
+static void
+test_tablet (void)
+{
+  tablet_sink t = { 0 };
+  t.s.keys = g_byte_array_new ();
+  display_input_backend be = { &t, tablet_key, tablet_mouse, sink_absolute };
+  display_input *in = display_input_new (&be);
+
+  /* No driver yet: the PS/2 fallback. */
+  display_input_pointer_abs (in, 10, 10, 800, 600, 0);
+  display_input_pointer_abs (in, 30, 5, 800, 600, 0);
+  g_assert_cmpint (t.s.dx, ==, 20);
+  g_assert_cmpint (t.s.dy, ==, 5); /* PS/2 dy is up */
+  g_assert_cmpuint (t.n, ==, 0);
+
+  t.ready = true;
+  int moves = t.s.n_moves;
+  display_input_pointer_abs (in, 0, 0, 800, 600, 0);
+  g_assert_cmpuint (t.x, ==, 0);
+  g_assert_cmpuint (t.y, ==, 0);
+  display_input_pointer_abs (in, 799, 599, 800, 600, DISPLAY_BUTTON_LEFT);
+  g_assert_cmpuint (t.x, ==, DISPLAY_ABS_MAX);
+  g_assert_cmpuint (t.y, ==, DISPLAY_ABS_MAX);
+  g_assert_cmpuint (t.buttons, ==, DISPLAY_BUTTON_LEFT);
+  /* x * 32767 / (w - 1), rounded. */
+  static const int xs[] = { 1, 100, 399, 400, 798 };
+  for (size_t i = 0; i < G_N_ELEMENTS (xs); i++)
+    {
+      display_input_pointer_abs (in, xs[i], xs[i] / 2, 800, 600, 0);
+      double want_x = xs[i] * 32767.0 / 799;
+      double want_y = (xs[i] / 2) * 32767.0 / 599;
+      g_assert_cmpfloat (fabs (t.x - want_x), <=, 0.5);
+      g_assert_cmpfloat (fabs (t.y - want_y), <=, 0.5);
+    }
+  /* Off-screen positions are clamped. */
+  display_input_pointer_abs (in, -5, 5000, 800, 600, 0);
+  g_assert_cmpuint (t.x, ==, 0);
+  g_assert_cmpuint (t.y, ==, DISPLAY_ABS_MAX);
+  /* A wheel turn without motion goes to the tablet at the last position. */
+  display_input_pointer_rel (in, 0, 0, 1, DISPLAY_BUTTON_RIGHT);
+  g_assert_cmpint (t.dz, ==, 1);
+  g_assert_cmpuint (t.x, ==, 0);
+  g_assert_cmpuint (t.buttons, ==, DISPLAY_BUTTON_RIGHT);
+  g_assert_cmpint (t.s.n_moves, ==, moves);
+  /* Held buttons are released on the tablet. */
+  display_input_release_all (in);
+  g_assert_cmpuint (t.buttons, ==, 0);
+  g_assert_cmpint (t.s.n_moves, ==, moves);
+
+  /* The driver went away: PS/2 again, from the last position. */
+  t.ready = false;
+  display_input_pointer_abs (in, 10, 590, 800, 600, 0);
+  g_assert_cmpint (t.s.n_moves, >, moves);
+  display_input_free (in);
+  g_byte_array_unref (t.s.keys);
+}
+
 static void
 test_vnc_spec (void)
 {
@@ -254,6 +407,8 @@ main (int argc, char **argv)
   g_test_add_func ("/input/xt", test_xt);
   g_test_add_func ("/input/keysym", test_keysym);
   g_test_add_func ("/input/pointer", test_pointer);
+  g_test_add_func ("/input/qcode", test_qcode);
+  g_test_add_func ("/input/tablet", test_tablet);
   g_test_add_func ("/vnc/spec", test_vnc_spec);
   g_test_add_func ("/vnc/password", test_vnc_password);
   return g_test_run ();

@@ -3,6 +3,8 @@
  * follow QMP so that existing scripts work unchanged. */
 #include "vmm-core/control/qmp-private.h"
 
+#include "display/input.h"
+
 #include <string.h>
 #include <sys/stat.h>
 
@@ -298,6 +300,166 @@ static const vmm_qmp_arg screendump_args[] = {
   { NULL },
 };
 
+/* send-key (QEMU's KeyValue list): {"type": "qcode", "data": NAME} or
+ * {"type": "number", "data": N} with N a set 1 code (0x01-0x7f, 0xE0nn for
+ * the 0xE0-prefixed keys; QEMU's 0x80 | code for those is taken too).
+ * Every key is pressed in order at once; after hold-time ms (default 100,
+ * as QEMU's) they are released in reverse order on the I/O thread. */
+#define SEND_KEY_MAX 16
+#define SEND_KEY_HOLD_MS 100
+#define SEND_KEY_HOLD_MAX_MS 10000
+
+typedef struct send_key_release {
+  display_input *input;
+  unsigned n;
+  unsigned xt[SEND_KEY_MAX];
+} send_key_release;
+
+static void
+send_key_release_all (send_key_release *r)
+{
+  for (unsigned i = r->n; i-- > 0;)
+    display_input_key (r->input, r->xt[i], false);
+}
+
+static gboolean
+send_key_release_cb (gpointer data)
+{
+  send_key_release_all (data);
+  return G_SOURCE_REMOVE;
+}
+
+/* The set 1 code of keys[@i], or 0 with @error set. */
+static unsigned
+send_key_code (JsonObject *key, unsigned i, GError **error)
+{
+  JsonNode *type = json_object_get_member (key, "type");
+  JsonNode *data = json_object_get_member (key, "data");
+  if (!type || !data)
+    {
+      g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                   "Parameter 'keys[%u].%s' is missing", i,
+                   type ? "data" : "type");
+      return 0;
+    }
+  const char *kind = JSON_NODE_HOLDS_VALUE (type)
+                             && json_node_get_value_type (type)
+                                    == G_TYPE_STRING
+                         ? json_node_get_string (type)
+                         : NULL;
+  bool is_string = JSON_NODE_HOLDS_VALUE (data)
+                   && json_node_get_value_type (data) == G_TYPE_STRING;
+  bool is_int = JSON_NODE_HOLDS_VALUE (data)
+                && json_node_get_value_type (data) == G_TYPE_INT64;
+  if (kind && strcmp (kind, "qcode") == 0)
+    {
+      if (!is_string)
+        {
+          g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                       "Invalid parameter type for 'keys[%u].data', "
+                       "expected: string", i);
+          return 0;
+        }
+      const char *name = json_node_get_string (data);
+      unsigned xt = display_input_qcode_to_xt (name);
+      if (!xt)
+        g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                     "Parameter 'keys[%u].data' does not accept value '%s'",
+                     i, name);
+      return xt;
+    }
+  if (kind && strcmp (kind, "number") == 0)
+    {
+      if (!is_int)
+        {
+          g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                       "Invalid parameter type for 'keys[%u].data', "
+                       "expected: integer", i);
+          return 0;
+        }
+      gint64 n = json_node_get_int (data);
+      unsigned xt = 0;
+      if (n > 0 && n < 0x80)
+        xt = (unsigned) n;
+      else if (n >= 0x80 && n < 0x100)
+        xt = 0xe000 | (unsigned) (n & 0x7f);
+      else if (n > 0xe000 && n <= DISPLAY_XT_MAX)
+        xt = (unsigned) n;
+      uint8_t scratch[8];
+      if (!xt || display_input_xt_to_set2 (xt, true, scratch) == 0)
+        {
+          g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                       "Parameter 'keys[%u].data': no key has number %"
+                       G_GINT64_FORMAT, i, n);
+          return 0;
+        }
+      return xt;
+    }
+  g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+               "Parameter 'keys[%u].type' does not accept value '%s'", i,
+               kind ? kind : "(not a string)");
+  return 0;
+}
+
+static JsonNode *
+cmd_send_key (void *opaque, JsonObject *args, GError **error)
+{
+  vmm_qmp_server *s = opaque;
+  JsonArray *keys = json_object_get_array_member (args, "keys");
+  unsigned n = json_array_get_length (keys);
+  if (n == 0 || n > SEND_KEY_MAX)
+    {
+      g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                   "Parameter 'keys' takes 1 to %d keys, not %u",
+                   SEND_KEY_MAX, n);
+      return NULL;
+    }
+  gint64 hold = SEND_KEY_HOLD_MS;
+  if (json_object_has_member (args, "hold-time"))
+    hold = json_object_get_int_member (args, "hold-time");
+  if (hold < 0 || hold > SEND_KEY_HOLD_MAX_MS)
+    {
+      g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                   "Parameter 'hold-time' must be 0 to %d ms",
+                   SEND_KEY_HOLD_MAX_MS);
+      return NULL;
+    }
+  send_key_release *r = g_new0 (send_key_release, 1);
+  r->input = vmm_machine_input (s->machine);
+  for (unsigned i = 0; i < n; i++)
+    {
+      r->xt[i] = send_key_code (json_array_get_object_element (keys, i), i,
+                                error);
+      if (!r->xt[i])
+        {
+          g_free (r);
+          return NULL;
+        }
+    }
+  r->n = n;
+  for (unsigned i = 0; i < n; i++)
+    display_input_key (r->input, r->xt[i], true);
+  if (hold == 0)
+    {
+      send_key_release_all (r);
+      g_free (r);
+      return NULL;
+    }
+  /* The input router lives as long as the machine, whose I/O thread runs
+   * this (or drops it, freeing @r) before the router goes. */
+  GSource *src = g_timeout_source_new ((guint) hold);
+  g_source_set_callback (src, send_key_release_cb, r, g_free);
+  g_source_attach (src, s->ctx);
+  g_source_unref (src);
+  return NULL;
+}
+
+static const vmm_qmp_arg send_key_args[] = {
+  { "keys", VMM_QMP_ARG_OBJECT_LIST, false },
+  { "hold-time", VMM_QMP_ARG_INT, true },
+  { NULL },
+};
+
 /* A reply the front end gives (query-vnc, query-spice), or
  * {"enabled": false} when it runs no such service. */
 static JsonNode *
@@ -362,6 +524,7 @@ const vmm_qmp_command vmm_qmp_commands[] = {
   { "blockdev-change-medium", cmd_blockdev_change_medium,
     change_medium_args },
   { "screendump", cmd_screendump, screendump_args },
+  { "send-key", cmd_send_key, send_key_args },
   { "query-vnc", cmd_query_vnc, NULL },
   { "query-spice", cmd_query_spice, NULL },
   { "query-commands", cmd_query_commands, NULL },

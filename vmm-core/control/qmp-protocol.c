@@ -119,6 +119,8 @@ arg_type_name (vmm_qmp_arg_type type)
       return "integer";
     case VMM_QMP_ARG_STRING_LIST:
       return "array of strings";
+    case VMM_QMP_ARG_OBJECT_LIST:
+      return "array of objects";
     }
   return "?";
 }
@@ -145,6 +147,16 @@ arg_has_type (JsonNode *node, vmm_qmp_arg_type type)
         for (guint i = 0; i < json_array_get_length (a); i++)
           if (!arg_has_type (json_array_get_element (a, i),
                              VMM_QMP_ARG_STRING))
+            return false;
+        return true;
+      }
+    case VMM_QMP_ARG_OBJECT_LIST:
+      {
+        if (!JSON_NODE_HOLDS_ARRAY (node))
+          return false;
+        JsonArray *a = json_node_get_array (node);
+        for (guint i = 0; i < json_array_get_length (a); i++)
+          if (!JSON_NODE_HOLDS_OBJECT (json_array_get_element (a, i)))
             return false;
         return true;
       }

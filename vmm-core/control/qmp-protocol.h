@@ -33,6 +33,7 @@ typedef enum {
   VMM_QMP_ARG_BOOL,
   VMM_QMP_ARG_INT,
   VMM_QMP_ARG_STRING_LIST,
+  VMM_QMP_ARG_OBJECT_LIST, /* an array of objects the handler checks */
 } vmm_qmp_arg_type;
 
 typedef struct vmm_qmp_arg {

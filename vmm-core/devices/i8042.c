@@ -8,7 +8,13 @@
  * The controller's output buffer holds one byte; the devices queue theirs
  * behind it. IRQ 1 and IRQ 12 follow OBF for the keyboard and the mouse
  * respectively when the command byte enables them, so each byte loaded into
- * the output buffer is a rising edge. */
+ * the output buffer is a rising edge.
+ *
+ * Host input (keys, mouse motion) only fills a device's queue up to
+ * PS2_REPLY_HEADROOM bytes short of full, and is dropped whole beyond that:
+ * the rest is kept for replies to commands, so a guest that did not read
+ * while keys came (SeaBIOS's POST, a busy guest) still gets the ACK of its
+ * next command instead of waiting for one that was dropped. */
 #include "vmm-core/devices/i8042.h"
 
 #include "vmm-core/devices/devstate.h"
@@ -54,6 +60,9 @@ enum {
 #define PS2_RESEND 0xfe
 #define PS2_BAT_OK 0xaa
 #define PS2_QUEUE_SIZE 64
+/* Room kept for command replies: the longest is 4 bytes (a mouse's status
+ * request), two commands' worth. */
+#define PS2_REPLY_HEADROOM 8
 
 /* Scan code set 2 to set 1, as the 8042 translates (and as a keyboard in
  * set 1 sends). 0xF0 (break prefix) is handled by the caller. */
@@ -919,7 +928,7 @@ i8042_keyboard_put (i8042 *kbc, const uint8_t *scancodes, size_t n)
 {
   g_mutex_lock (&kbc->dev.lock);
   kbc_regs *r = &kbc->r;
-  if (r->kbd_scanning && n <= q_free (&r->kq))
+  if (r->kbd_scanning && n + PS2_REPLY_HEADROOM <= q_free (&r->kq))
     {
       for (size_t i = 0; i < n; i++)
         {
@@ -949,7 +958,8 @@ i8042_mouse_put_motion (i8042 *kbc, int dx, int dy, int dz, unsigned buttons)
   kbc_regs *r = &kbc->r;
   r->aux_buttons = buttons & 0x1f;
   if ((r->aux_status & MOUSE_STATUS_ENABLED)
-      && !(r->aux_status & MOUSE_STATUS_REMOTE) && !r->aux_wrap)
+      && !(r->aux_status & MOUSE_STATUS_REMOTE) && !r->aux_wrap
+      && q_free (&r->mq) >= PS2_REPLY_HEADROOM + 4)
     {
       aux_packet (kbc, dx, dy, dz, buttons);
       kbc_refill (kbc);

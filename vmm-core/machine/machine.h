@@ -73,6 +73,10 @@ typedef struct vmm_machine_config {
   const char *cdrom; /* an ISO in the drive, or NULL for an empty drive */
   vmm_boot_device boot;
   vmm_display_kind display;
+  /* Leave out the virtio tablet (PCI 00:14.0), which the std display has by
+   * default; viewers' pointers then reach the guest as relative PS/2
+   * motion only. */
+  bool disable_tablet;
   /* The VGA BIOS; NULL: vgabios-stdvga.bin next to the firmware, or the
    * installed one. Not used for a direct boot. */
   const char *vga_rom;

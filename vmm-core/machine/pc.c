@@ -19,6 +19,7 @@
 #include "vmm-core/devices/uart16550.h"
 #include "vmm-core/devices/vga.h"
 #include "vmm-core/devices/virtio-blk.h"
+#include "vmm-core/devices/virtio-input.h"
 #include "vmm-core/kvm/iothread.h"
 #include "vmm-core/kvm/memory.h"
 #include "vmm-core/kvm/vm.h"
@@ -48,6 +49,9 @@
  * the first NIC). */
 #define PC_VIRTIO_DISK_SLOT 4
 #define PC_VGA_SLOT 2
+/* The virtio tablet: the first slot after the virtio disks' (00:14.0). */
+#define PC_TABLET_SLOT (PC_VIRTIO_DISK_SLOT + VMM_MACHINE_MAX_DISKS)
+G_STATIC_ASSERT (PC_TABLET_SLOT < 32);
 /* Screen refresh: KVM's dirty log of the framebuffer, then the renderer
  * redraws only rows that changed. */
 #define PC_DISPLAY_REFRESH_NS (G_GUINT64_CONSTANT (1000000000) / 30)
@@ -85,6 +89,7 @@ struct vmm_machine {
   vga *vga;
   display_surface *display;
   display_input *input; /* keyboard and pointer from viewers */
+  virtio_input *tablet; /* absolute pointer; NULL without a display */
   vmm_timer *refresh;
   uint64_t frame;
   uint64_t lfb_gpa; /* VMM_PCI_UNMAPPED when the framebuffer has no slot */
@@ -390,6 +395,8 @@ pc_do_reset (vmm_machine *m)
     vmm_device_reset (virtio_blk_device (m->vblk[i]));
   if (m->vga)
     vmm_device_reset (vga_device (m->vga));
+  if (m->tablet)
+    vmm_device_reset (virtio_input_device (m->tablet));
   vmm_device_reset (uart16550_device (m->com1));
   vmm_device_reset (debugcon_device (m->dbg));
   vmm_device_reset (rtc_device (m->rtc));
@@ -903,18 +910,53 @@ vmm_machine_display (vmm_machine *m)
   return m->display;
 }
 
-/* Viewer input → the i8042's PS/2 keyboard and mouse (they take the
- * device's lock). */
+/* Viewer input → the i8042's PS/2 keyboard and mouse, and the virtio
+ * tablet once the guest drives it (each takes its device's lock). */
 static void
 pc_input_keyboard (void *opaque, const uint8_t *set2, size_t n)
 {
-  i8042_keyboard_put (opaque, set2, n);
+  vmm_machine *m = opaque;
+  i8042_keyboard_put (m->board.i8042, set2, n);
 }
 
 static void
 pc_input_mouse (void *opaque, int dx, int dy, int dz, unsigned buttons)
 {
-  i8042_mouse_put_motion (opaque, dx, dy, dz, buttons);
+  vmm_machine *m = opaque;
+  i8042_mouse_put_motion (m->board.i8042, dx, dy, dz, buttons);
+}
+
+/* display/input.h's buttons and scale are the tablet's. */
+G_STATIC_ASSERT (DISPLAY_ABS_MAX == VIRTIO_INPUT_ABS_MAX);
+G_STATIC_ASSERT ((unsigned) DISPLAY_BUTTON_LEFT == VIRTIO_INPUT_BUTTON_LEFT
+                 && (unsigned) DISPLAY_BUTTON_RIGHT == VIRTIO_INPUT_BUTTON_RIGHT
+                 && (unsigned) DISPLAY_BUTTON_MIDDLE
+                        == VIRTIO_INPUT_BUTTON_MIDDLE
+                 && (unsigned) DISPLAY_BUTTON_SIDE == VIRTIO_INPUT_BUTTON_SIDE
+                 && (unsigned) DISPLAY_BUTTON_EXTRA
+                        == VIRTIO_INPUT_BUTTON_EXTRA);
+
+static bool
+pc_input_absolute (void *opaque, unsigned x, unsigned y, int dz,
+                   unsigned buttons)
+{
+  vmm_machine *m = opaque;
+  return m->tablet && virtio_input_tablet_event (m->tablet, x, y, dz, buttons);
+}
+
+/* The virtio tablet, with the std display unless the config leaves it out:
+ * how a viewer's pointer lines up with the guest's. */
+static gboolean
+pc_attach_tablet (vmm_machine *m, GError **error)
+{
+  if (m->cfg.display == VMM_DISPLAY_NONE || m->cfg.disable_tablet)
+    return TRUE;
+  m->tablet = virtio_input_tablet_create (&m->mem, vmm_iothread_context (m->io),
+                                          &m->msi_host, &m->ioeventfd_host,
+                                          error);
+  return m->tablet
+         && virtio_input_attach (m->tablet, m->pci,
+                                 VMM_PCI_DEVFN (PC_TABLET_SLOT, 0), error);
 }
 
 struct display_input *
@@ -1203,9 +1245,10 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
                       m->kernel != NULL, error))
     goto fail;
   m->input = display_input_new (&(display_input_backend) {
-      .opaque = m->board.i8042,
+      .opaque = m,
       .keyboard = pc_input_keyboard,
       .mouse = pc_input_mouse,
+      .absolute = pc_input_absolute,
   });
 
   vmm_irq irq4 = pc_irq (m, UART16550_COM1_IRQ);
@@ -1223,6 +1266,8 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   pc_fill_cmos (m);
 
   if (!pc_attach_display (m, error))
+    goto fail;
+  if (!pc_attach_tablet (m, error))
     goto fail;
   disk_boot = g_ptr_array_new_with_free_func (g_free);
   if (!pc_attach_storage (m, disk_boot, error))
@@ -1273,6 +1318,8 @@ vmm_machine_free (vmm_machine *m)
       vmm_block_close (m->vblk_image[i], NULL);
     }
   display_input_free (m->input);
+  if (m->tablet)
+    vmm_device_destroy (virtio_input_device (m->tablet));
   pc_board_destroy (&m->board);
   vmm_iothread_free (m->io);
   m->io = NULL;

@@ -502,4 +502,77 @@ int kit_vblk_reap(struct kit_vblk *v, struct kit_vblk_slot *slots, int *status);
 
 /* ==== end of disks and CD-ROMs ========================================= */
 
+/* ==== display and input (vbe.c, ps2.c, virtio-input.c) ================= */
+
+/* ---- Bochs/std VGA in a VBE DISPI mode (vbe.c) ------------------------- */
+struct kit_vbe {
+    struct kit_pci_dev pci;
+    uint64_t lfb;                 /* BAR0: the linear framebuffer */
+    uint32_t width, height, bpp;  /* bpp 8, 15, 16, 24 or 32 */
+    uint32_t bytes_pp, pitch;
+};
+/* Finds PCI 1234:1111, enables memory decoding, reads BAR0 and checks the
+ * DISPI ID. 0 or negative. */
+int kit_vbe_find(struct kit_vbe *v);
+/* Sets width x height x bpp with the linear framebuffer, turns the display
+ * on and maps the framebuffer. 0 or negative (the mode did not stick). */
+int kit_vbe_set_mode(struct kit_vbe *v, uint32_t width, uint32_t height, uint32_t bpp);
+/* One DAC entry (6 bits per component) for 8 bpp. */
+void kit_vbe_dac_set(uint8_t index, uint8_t r6, uint8_t g6, uint8_t b6);
+/* An 8-bit RGB colour as the mode stores it (15, 16: truncated to 5/6 bits;
+ * 24, 32: 0xRRGGBB; not for 8 bpp). */
+uint32_t kit_vbe_pixel(const struct kit_vbe *v, uint8_t r, uint8_t g, uint8_t b);
+/* "mode=WxHxBPP" from a command line. */
+bool kit_vbe_parse_mode(const char *cmdline, uint32_t *w, uint32_t *h, uint32_t *bpp);
+
+/* ---- i8042 and PS/2 keyboard (ps2.c) ----------------------------------- */
+/* Writes the controller's command byte (e.g. 0x41: IRQ 1, translation to
+ * set 1, mouse interface as is), flushes, resets the keyboard (ACK, BAT).
+ * 0 or negative. */
+int kit_ps2_init_keyboard(uint8_t command_byte);
+/* A byte from the output buffer within us microseconds, or -1. */
+int kit_ps2_read(uint64_t us);
+void kit_ps2_flush(void);
+
+/* ---- virtio-input over modern virtio-pci (virtio-input.c) -------------- */
+#define KIT_VINPUT_QSIZE 16
+enum {
+    KIT_VINPUT_CFG_ID_NAME = 0x01, KIT_VINPUT_CFG_ID_SERIAL = 0x02,
+    KIT_VINPUT_CFG_ID_DEVIDS = 0x03, KIT_VINPUT_CFG_PROP_BITS = 0x10,
+    KIT_VINPUT_CFG_EV_BITS = 0x11, KIT_VINPUT_CFG_ABS_INFO = 0x12,
+};
+enum { KIT_EV_SYN = 0, KIT_EV_KEY = 1, KIT_EV_REL = 2, KIT_EV_ABS = 3 };
+#define KIT_BTN_LEFT 0x110
+#define KIT_REL_WHEEL 0x08
+struct kit_vinput_event { uint16_t type; uint16_t code; uint32_t value; };
+struct kit_vinput_avail { uint16_t flags; uint16_t idx; uint16_t ring[KIT_VINPUT_QSIZE]; uint16_t used_event; };
+struct kit_vinput_used { uint16_t flags; uint16_t idx; struct kit_virtq_used_elem ring[KIT_VINPUT_QSIZE]; uint16_t avail_event; };
+struct kit_vinput {
+    struct kit_pci_dev pci;
+    uint64_t common, notify, device;
+    uint32_t notify_mult;
+    uint16_t notify_off;
+    volatile struct kit_virtq_desc *desc;
+    volatile struct kit_vinput_avail *avail;
+    volatile struct kit_vinput_used *used;
+    struct kit_vinput_event *events;
+    uint16_t avail_idx, used_idx;
+};
+/* Finds PCI 1af4:1052 and its capabilities; memory decoding and bus
+ * mastering on. 0 or negative. */
+int kit_vinput_find(struct kit_vinput *v);
+/* The configuration union for select/subsel into out (128 bytes); returns
+ * its size. */
+unsigned kit_vinput_config(struct kit_vinput *v, uint8_t select, uint8_t subsel, uint8_t *out);
+/* Resets and starts the device (VERSION_1, both queues, no MSI-X), posts
+ * KIT_VINPUT_QSIZE event buffers. 0 or negative. */
+int kit_vinput_init(struct kit_vinput *v);
+/* The next event the device returned (its buffer is posted again), or
+ * false when none is waiting. Kick after taking some. */
+bool kit_vinput_next(struct kit_vinput *v, struct kit_vinput_event *out);
+void kit_vinput_kick(struct kit_vinput *v);
+uint8_t kit_vinput_status(struct kit_vinput *v);
+
+/* ==== end of display and input ========================================= */
+
 #endif
