@@ -4,8 +4,8 @@
 # build tools); `--bench` adds the benchmark peer (QEMU).
 set -eu
 
-build_pkgs="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev liblzma-dev libzstd-dev liburing-dev libvncserver-dev seabios"
-test_pkgs="qemu-utils grub-pc-bin grub-common xorriso mtools binutils acpica-tools dmidecode tesseract-ocr tesseract-ocr-eng gvncviewer vncsnapshot"
+build_pkgs="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev liblzma-dev libzstd-dev liburing-dev libvncserver-dev libgtk-4-dev libepoxy-dev seabios"
+test_pkgs="qemu-utils grub-pc-bin grub-common xorriso mtools binutils acpica-tools dmidecode tesseract-ocr tesseract-ocr-eng gvncviewer vncsnapshot xvfb xauth libgl1-mesa-dri libegl-mesa0 libglx-mesa0"
 bench_pkgs="qemu-system-x86 hyperfine"
 
 pkgs=$build_pkgs
