@@ -35,6 +35,19 @@ update (VesselMachineTile *self)
   gtk_picture_set_paintable (self->picture, show ? thumb : NULL);
   gtk_stack_set_visible_child_name (self->picture_stack,
                                     show ? "picture" : "icon");
+  /* A black frame around the live screen; a plain card for the icon. */
+  if (show)
+    {
+      gtk_widget_remove_css_class (GTK_WIDGET (self->picture_stack), "card");
+      gtk_widget_add_css_class (GTK_WIDGET (self->picture_stack),
+                                "vessel-thumbnail");
+    }
+  else
+    {
+      gtk_widget_remove_css_class (GTK_WIDGET (self->picture_stack),
+                                   "vessel-thumbnail");
+      gtk_widget_add_css_class (GTK_WIDGET (self->picture_stack), "card");
+    }
 }
 
 static void

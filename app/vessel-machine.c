@@ -1,6 +1,7 @@
 /* A machine: its definition and, while it runs, the in-process engine. */
 #include "app/vessel-machine.h"
 
+#include "display/spice.h"
 #include "display/vnc.h"
 
 #include <glib/gi18n.h>
@@ -30,6 +31,8 @@ typedef struct {
   VesselEngineConfig cfg;
   display_vnc *vnc;
   int vnc_port;
+  display_spice *spice;
+  int spice_port;
   unsigned listener;
   display_listener *thumb_listener;
 } Engine;
@@ -587,6 +590,8 @@ engine_free (Engine *e)
     return;
   if (e->vnc)
     display_vnc_free (e->vnc);
+  if (e->spice)
+    display_spice_free (e->spice);
   if (e->vm)
     {
       if (e->listener)
@@ -610,32 +615,49 @@ listener_state (vmm_machine *m, vmm_machine_state state, void *opaque)
                               msg, state_msg_free);
 }
 
+/* One export on the first free port from @e's port (autoport: from the
+ * protocol's usual base up, as libvirt does). */
 static gboolean
-engine_start_exports (VesselMachine *self, Engine *e, GError **error)
+engine_start_export (Engine *e, VesselExportKind kind, GError **error)
 {
-  if (!e->cfg.vnc.enabled)
-    return TRUE;
+  const VesselExport *x = kind == VESSEL_EXPORT_VNC ? &e->cfg.vnc
+                                                    : &e->cfg.spice;
   display_surface *s = vmm_machine_display (e->vm);
   if (!s)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                   _("VNC needs a display: this machine has no video device"));
+                   kind == VESSEL_EXPORT_VNC
+                       ? _("VNC needs a display: this machine has no video "
+                           "device")
+                       : _("SPICE needs a display: this machine has no "
+                           "video device"));
       return FALSE;
     }
-  /* autoport: the first free port from 5900 up, as libvirt does. */
-  int first = e->cfg.vnc.port > 0 ? e->cfg.vnc.port : DISPLAY_VNC_BASE_PORT;
-  int last = e->cfg.vnc.port > 0 ? first : first + 99;
+  int base = kind == VESSEL_EXPORT_VNC ? DISPLAY_VNC_BASE_PORT : 5930;
+  int first = x->port > 0 ? x->port : base;
+  int last = x->port > 0 ? first : first + 99;
   for (int port = first; port <= last; port++)
     {
       g_autoptr (GError) local = NULL;
-      e->vnc = display_vnc_new (s, vmm_machine_input (e->vm),
-                                e->cfg.vnc.address, port, e->cfg.vnc.password,
-                                &local);
-      if (e->vnc)
+      gboolean ok;
+      if (kind == VESSEL_EXPORT_VNC)
         {
-          e->vnc_port = port;
-          return TRUE;
+          e->vnc = display_vnc_new (s, vmm_machine_input (e->vm), x->address,
+                                    port, x->password, &local);
+          ok = e->vnc != NULL;
+          e->vnc_port = ok ? port : 0;
         }
+      else
+        {
+          e->spice = display_spice_new (s, vmm_machine_input (e->vm),
+                                        vmm_machine_io_context (e->vm),
+                                        x->address, port, x->password,
+                                        &local);
+          ok = e->spice != NULL;
+          e->spice_port = ok ? port : 0;
+        }
+      if (ok)
+        return TRUE;
       if (port == last)
         {
           g_propagate_error (error, g_steal_pointer (&local));
@@ -643,6 +665,15 @@ engine_start_exports (VesselMachine *self, Engine *e, GError **error)
         }
     }
   return FALSE;
+}
+
+static gboolean
+engine_start_exports (VesselMachine *self, Engine *e, GError **error)
+{
+  return (!e->cfg.vnc.enabled
+          || engine_start_export (e, VESSEL_EXPORT_VNC, error))
+         && (!e->cfg.spice.enabled
+             || engine_start_export (e, VESSEL_EXPORT_SPICE, error));
 }
 
 gboolean
@@ -818,6 +849,12 @@ vessel_machine_get_export_uri (VesselMachine *self, VesselExportKind kind)
     {
       VesselExport e = self->engine->cfg.vnc;
       e.port = self->engine->vnc_port;
+      return vessel_export_uri (kind, &e);
+    }
+  if (kind == VESSEL_EXPORT_SPICE && self->engine->spice)
+    {
+      VesselExport e = self->engine->cfg.spice;
+      e.port = self->engine->spice_port;
       return vessel_export_uri (kind, &e);
     }
   return NULL;
