@@ -370,6 +370,31 @@ static const GActionEntry app_actions[] = {
   { "quit", action_quit },
 };
 
+static const struct {
+  const char *action;
+  const char *accels[3];
+} app_accels[] = {
+  { "app.quit", { "<Control>q", NULL } },
+  { "app.new-machine", { "<Control>n", NULL } },
+  { "win.show-library", { "<Alt>Left", NULL } },
+  { "machine.fullscreen", { "F11", NULL } },
+  { "machine.pause", { "<Control><Shift>p", NULL } },
+  { "machine.resume", { "<Control><Shift>r", NULL } },
+  { "machine.start", { "<Control><Shift>s", NULL } },
+  { "machine.console", { "<Control><Shift>c", NULL } },
+};
+
+void
+vessel_application_set_accels_enabled (VesselApplication *self,
+                                       gboolean enabled)
+{
+  static const char *const none[] = { NULL };
+  for (size_t i = 0; i < G_N_ELEMENTS (app_accels); i++)
+    gtk_application_set_accels_for_action (
+        GTK_APPLICATION (self), app_accels[i].action,
+        enabled ? app_accels[i].accels : none);
+}
+
 static void
 vessel_application_startup (GApplication *app)
 {
@@ -377,23 +402,7 @@ vessel_application_startup (GApplication *app)
   G_APPLICATION_CLASS (vessel_application_parent_class)->startup (app);
   g_action_map_add_action_entries (G_ACTION_MAP (self), app_actions,
                                    G_N_ELEMENTS (app_actions), self);
-  static const struct {
-    const char *action;
-    const char *accels[3];
-  } accels[] = {
-    { "app.quit", { "<Control>q", NULL } },
-    { "app.new-machine", { "<Control>n", NULL } },
-    { "win.show-library", { "<Alt>Left", NULL } },
-    { "machine.fullscreen", { "F11", NULL } },
-    { "machine.pause", { "<Control><Shift>p", NULL } },
-    { "machine.resume", { "<Control><Shift>r", NULL } },
-    { "machine.start", { "<Control><Shift>s", NULL } },
-    { "machine.console", { "<Control><Shift>c", NULL } },
-  };
-  for (size_t i = 0; i < G_N_ELEMENTS (accels); i++)
-    gtk_application_set_accels_for_action (GTK_APPLICATION (app),
-                                           accels[i].action,
-                                           accels[i].accels);
+  vessel_application_set_accels_enabled (self, TRUE);
   g_autoptr (GtkCssProvider) css = gtk_css_provider_new ();
   gtk_css_provider_load_from_resource (css,
                                        "/org/vessel/Vessel/style.css");

@@ -25,6 +25,11 @@ VesselWindow *vessel_application_get_window (VesselApplication *self);
  * open (for tests). */
 GtkWindow *vessel_application_get_quit_dialog (VesselApplication *self);
 
+/* Turns the app's keyboard accelerators off while a guest has the keyboard
+ * (the display view is grabbed), and back on. */
+void vessel_application_set_accels_enabled (VesselApplication *self,
+                                            gboolean enabled);
+
 /* Creates a machine with a new qcow2 disk of @disk_bytes in the library
  * (0: no disk) and @iso in its CD-ROM drive (may be NULL). */
 VesselMachine *vessel_application_create_machine (VesselApplication *self,

@@ -1,6 +1,7 @@
 /* One machine's page (see vessel-machine-page.h). */
 #include "app/vessel-machine-page.h"
 
+#include "app/vessel-application.h"
 #include "app/vessel-console.h"
 #include "display/vessel-display-view.h"
 
@@ -382,6 +383,15 @@ static void
 on_grabbed (VesselDisplayView *view, GParamSpec *pspec, VesselMachinePage *self)
 {
   update_hint (self);
+  /* The window handles accelerators before the view sees a key: while the
+   * guest has the keyboard, Ctrl+Q and friends are the guest's. */
+  GtkRoot *root = gtk_widget_get_root (GTK_WIDGET (self));
+  GtkApplication *app = GTK_IS_WINDOW (root)
+                            ? gtk_window_get_application (GTK_WINDOW (root))
+                            : NULL;
+  if (VESSEL_IS_APPLICATION (app))
+    vessel_application_set_accels_enabled (
+        VESSEL_APPLICATION (app), !vessel_display_view_get_grabbed (view));
 }
 
 static void
