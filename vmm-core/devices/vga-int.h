@@ -60,12 +60,15 @@ struct vga {
   vmm_bus *mmio;
   uint8_t *vram;
   size_t vram_size;
-  uint8_t *rom;
+  uint8_t *rom;      /* page aligned, rom_bar_size bytes (zero padded) */
   size_t rom_len;
+  size_t rom_bar_size;
   bool pio_attached;
   bool window_attached;
   vga_lfb_fn lfb_fn;
   void *lfb_opaque;
+  vga_lfb_fn rom_fn;
+  void *rom_opaque;
 
   vga_regs r;
   vga_vbe_geom vbe;     /* derived from r.vbe */

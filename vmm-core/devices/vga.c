@@ -761,6 +761,8 @@ vga_bar_mapped (vmm_pci_device *pci, unsigned bar, uint64_t addr)
   vga *v = pci->opaque;
   if (bar == 0 && v->lfb_fn)
     v->lfb_fn (v->lfb_opaque, addr, v->vram, v->vram_size);
+  if (bar == VMM_PCI_ROM_SLOT && v->rom_fn && v->rom_bar_size >= 4096)
+    v->rom_fn (v->rom_opaque, addr, v->rom, v->rom_bar_size);
 }
 
 static const vmm_pci_device_ops vga_pci_ops = {
@@ -921,7 +923,10 @@ vga_destroy (vmm_device *dev)
   vga_render_state_free (v->rs);
   g_mutex_clear (&v->render_lock);
   munmap (v->vram, v->vram_size);
-  g_free (v->rom);
+  if (v->rom_bar_size >= 4096)
+    g_aligned_free (v->rom);
+  else
+    g_free (v->rom);
   g_free (v->dirty);
   g_mutex_clear (&dev->lock);
   g_free (v);
@@ -993,8 +998,15 @@ vga_create (vmm_bus *pio, vmm_bus *mmio, const uint8_t *rom, size_t rom_len,
       size_t size = 2048;
       while (size < rom_len)
         size <<= 1;
-      v->rom = g_memdup2 (rom, rom_len);
+      /* Page aligned and padded to the BAR, so that it can be a memory
+       * slot (vga_set_rom_handler). */
+      if (size >= 4096)
+        v->rom = g_aligned_alloc0 (1, size, 4096);
+      else
+        v->rom = g_malloc0 (size);
+      memcpy (v->rom, rom, rom_len);
       v->rom_len = rom_len;
+      v->rom_bar_size = size;
       vmm_pci_set_bar (&v->pci, VMM_PCI_ROM_SLOT, VMM_PCI_BAR_MEM32, false,
                        size, &rom_ops, v);
     }
@@ -1040,6 +1052,15 @@ fail_window:
 fail_vbe:
   vmm_bus_unregister (v->pio, VGA_PORT_BASE, v);
   return FALSE;
+}
+
+void
+vga_set_rom_handler (vga *v, vga_lfb_fn fn, void *opaque)
+{
+  g_mutex_lock (&v->dev.lock);
+  v->rom_fn = fn;
+  v->rom_opaque = opaque;
+  g_mutex_unlock (&v->dev.lock);
 }
 
 void

@@ -80,6 +80,11 @@ vmm_pci_device *vga_pci (vga *v);
 gboolean vga_attach (vga *v, vmm_pci_host *host, unsigned devfn,
                      GError **error);
 void vga_set_lfb_handler (vga *v, vga_lfb_fn fn, void *opaque);
+/* The same for the option ROM BAR: map the ROM (@size bytes, page aligned)
+ * there read-only, so that the firmware copying it out costs no exit per
+ * read (thousands of them, slow under nested virtualization). Not called
+ * for a ROM BAR smaller than a page. */
+void vga_set_rom_handler (vga *v, vga_lfb_fn fn, void *opaque);
 
 /* The VRAM mapping (page aligned, stays put for the device's life). */
 uint8_t *vga_vram (vga *v, size_t *size);

@@ -93,6 +93,7 @@ struct vmm_machine {
   vmm_timer *refresh;
   uint64_t frame;
   uint64_t lfb_gpa; /* VMM_PCI_UNMAPPED when the framebuffer has no slot */
+  uint64_t vga_rom_gpa; /* the same for the VGA option ROM */
   unsigned long *dirty_bitmap;
   virtio_blk *vblk[VMM_MACHINE_MAX_DISKS];
   VmmBlock *vblk_image[VMM_MACHINE_MAX_DISKS];
@@ -830,6 +831,25 @@ pc_vga_lfb (void *opaque, uint64_t gpa, uint8_t *vram, size_t size)
                error->message);
 }
 
+/* The guest placed or removed the VGA's ROM BAR: map the ROM there as a
+ * read-only slot (writes still reach the device and are dropped). */
+static void
+pc_vga_rom (void *opaque, uint64_t gpa, uint8_t *rom, size_t size)
+{
+  vmm_machine *m = opaque;
+  if (m->vga_rom_gpa != VMM_PCI_UNMAPPED)
+    vmm_vm_unmap (m->vm, m->vga_rom_gpa);
+  m->vga_rom_gpa = VMM_PCI_UNMAPPED;
+  if (gpa == VMM_PCI_UNMAPPED)
+    return;
+  g_autoptr (GError) error = NULL;
+  if (vmm_vm_map (m->vm, gpa, size, rom, true, &error))
+    m->vga_rom_gpa = gpa;
+  else
+    g_debug ("VGA ROM at 0x%" G_GINT64_MODIFIER "x stays emulated: %s", gpa,
+             error->message);
+}
+
 static void
 pc_display_refresh (void *opaque)
 {
@@ -868,6 +888,7 @@ static gboolean
 pc_attach_display (vmm_machine *m, GError **error)
 {
   m->lfb_gpa = VMM_PCI_UNMAPPED;
+  m->vga_rom_gpa = VMM_PCI_UNMAPPED;
   if (m->cfg.display == VMM_DISPLAY_NONE)
     return TRUE;
   g_autofree char *rom = NULL;
@@ -890,6 +911,7 @@ pc_attach_display (vmm_machine *m, GError **error)
   if (!m->vga)
     return FALSE;
   vga_set_lfb_handler (m->vga, pc_vga_lfb, m);
+  vga_set_rom_handler (m->vga, pc_vga_rom, m);
   if (!vga_attach (m->vga, m->pci, VMM_PCI_DEVFN (PC_VGA_SLOT, 0), error))
     return FALSE;
   size_t vram_size;
