@@ -49,6 +49,12 @@ assert_definition (const char *path, const char *cdrom)
     }
 }
 
+static gboolean
+has_thumbnail (gpointer m)
+{
+  return vessel_machine_get_thumbnail (m) != NULL;
+}
+
 static void
 test_app (void)
 {
@@ -103,7 +109,7 @@ test_app (void)
   activate (window, "win.show-library", NULL);
   g_assert_cmpstr (vessel_window_get_library_page (vw), ==, "grid");
   assert_window_shows (window, "Test Mach", 30);
-  save_window (window, outdir, "main-window.png");
+  save_window (window, outdir, "library-stopped.png");
 
   /* Open and start it: the guest's first screen appears in the window. */
   activate (window, "win.open-machine", g_variant_new_string (uuid));
@@ -126,6 +132,13 @@ test_app (void)
   vessel_display_view_send_keys (view, &one, 1);
   assert_window_shows (window, "GNU GRUB", 420);
   save_window (window, outdir, "machine-running.png");
+
+  /* The library shows the running machine's live thumbnail. */
+  activate (window, "win.show-library", NULL);
+  g_assert_true (wait_for (has_thumbnail, m, 60));
+  assert_window_shows (window, "Running", 30);
+  save_window (window, outdir, "main-window.png");
+  activate (window, "win.open-machine", g_variant_new_string (uuid));
 
   /* Pause and resume. */
   activate (GTK_WIDGET (page), "machine.pause", NULL);
