@@ -153,6 +153,7 @@ vmm_machine_find_firmware (void)
     "/usr/share/seabios/bios-256k.bin",
     "/usr/share/qemu/bios-256k.bin",
     "/usr/share/seabios/bios.bin",
+    "/app/share/seabios/bios.bin", /* the Flatpak */
   };
   for (size_t i = 0; i < G_N_ELEMENTS (candidates); i++)
     if (g_file_test (candidates[i], G_FILE_TEST_IS_REGULAR))
