@@ -676,8 +676,31 @@ engine_start_exports (VesselMachine *self, Engine *e, GError **error)
              || engine_start_export (e, VESSEL_EXPORT_SPICE, error));
 }
 
+static gboolean start_engine (VesselMachine *self, GError **error);
+
+/* Starts the engine; a failure is also kept as the machine's error, so its
+ * page says why. */
 gboolean
 vessel_machine_start (VesselMachine *self, GError **error)
+{
+  GError *local = NULL;
+  gboolean was_down = !self->engine
+                      && self->state != VESSEL_MACHINE_STATE_STOPPING;
+  if (start_engine (self, &local))
+    return TRUE;
+  if (was_down)
+    {
+      set_error (self, local->message);
+      /* Stopped and failed read the same to the buttons; the page shows
+       * the message. */
+      set_state (self, VESSEL_MACHINE_STATE_ERROR);
+    }
+  g_propagate_error (error, local);
+  return FALSE;
+}
+
+static gboolean
+start_engine (VesselMachine *self, GError **error)
 {
   if (self->engine || self->state == VESSEL_MACHINE_STATE_STOPPING)
     {

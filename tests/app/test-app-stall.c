@@ -1,7 +1,7 @@
 /* A disk whose reads never complete (a hung network share, a dying drive)
  * must not freeze the app: the UI thread keeps answering while the guest
  * waits on it, force off does not wait for it, and another machine keeps
- * running beside it.
+ * running beside it; a machine whose disk is missing says why on its page.
  *
  *   test-app-stall ISO
  *
@@ -196,9 +196,30 @@ test_stalled_disk (void)
       vessel_window_get_machine_page (vw));
   assert_window_shows (window, "GRUB", 420);
 
+  /* A machine whose disk is gone says so on its page; nothing else
+   * changes. */
+  g_autofree char *missing_def = make_definition (
+      "Missing Disk", "/nonexistent/vessel-test/disk.img", NULL, TRUE);
+  g_action_group_activate_action (G_ACTION_GROUP (app), "import-file",
+                                  g_variant_new_string (missing_def));
+  VesselMachine *missing = vessel_machine_page_get_machine (
+      VESSEL_MACHINE_PAGE (page));
+  g_assert_cmpstr (vessel_machine_get_title (missing), ==, "Missing Disk");
+  activate (page, "machine.start", NULL);
+  g_assert_cmpint (vessel_machine_get_state (missing), ==,
+                   VESSEL_MACHINE_STATE_ERROR);
+  g_assert_nonnull (strstr (vessel_machine_get_error (missing),
+                            "/nonexistent/vessel-test/disk.img"));
+  ui_kit_ocr_focus = NULL;
+  assert_window_shows (window, "cannot start", 60);
+  g_assert_cmpint (vessel_machine_get_state (other), ==,
+                   VESSEL_MACHINE_STATE_RUNNING);
+
   /* The share comes back: the stalled engine finishes stopping. */
   stall_release ();
   assert_state (stalled, VESSEL_MACHINE_STATE_STOPPED, 60);
+  activate (window, "win.open-machine",
+            g_variant_new_string (vessel_machine_get_uuid (other)));
   activate (page, "machine.force-off", NULL);
   assert_state (other, VESSEL_MACHINE_STATE_STOPPED, 60);
   g_action_group_activate_action (G_ACTION_GROUP (app), "quit", NULL);
