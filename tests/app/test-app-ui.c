@@ -131,6 +131,7 @@ test_app (void)
   assert_window_shows (window, "boot device", 60);
   vessel_display_view_send_keys (view, &one, 1);
   assert_window_shows (window, "GNU GRUB", 420);
+  assert_window_shows (window, "to boot the selected", 120); /* menu drawn */
   save_window (window, outdir, "machine-running.png");
 
   /* The library shows the running machine's live thumbnail. */
