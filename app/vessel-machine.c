@@ -699,6 +699,15 @@ vessel_machine_start (VesselMachine *self, GError **error)
   return FALSE;
 }
 
+/* Takes @local: the engine's reason, prefixed with the machine's name. */
+static void
+start_failed (VesselMachine *self, GError *local, GError **error)
+{
+  g_set_error (error, local->domain, local->code, _("“%s” cannot start: %s"),
+               vessel_machine_get_title (self), local->message);
+  g_error_free (local);
+}
+
 static gboolean
 start_engine (VesselMachine *self, GError **error)
 {
@@ -721,19 +730,13 @@ start_engine (VesselMachine *self, GError **error)
   e->vm = vmm_machine_new (&e->cfg.machine, &local);
   if (!e->vm)
     {
-      g_set_error (error, local->domain, local->code,
-                   _("“%s” cannot start: %s"), vessel_machine_get_title (self),
-                   local->message);
-      g_error_free (local);
+      start_failed (self, local, error);
       engine_free (e);
       return FALSE;
     }
   if (!engine_start_exports (self, e, &local))
     {
-      g_set_error (error, local->domain, local->code,
-                   _("“%s” cannot start: %s"), vessel_machine_get_title (self),
-                   local->message);
-      g_error_free (local);
+      start_failed (self, local, error);
       engine_free (e);
       return FALSE;
     }
@@ -753,10 +756,7 @@ start_engine (VesselMachine *self, GError **error)
     }
   if (!vmm_machine_start (e->vm, &local))
     {
-      g_set_error (error, local->domain, local->code,
-                   _("“%s” cannot start: %s"), vessel_machine_get_title (self),
-                   local->message);
-      g_error_free (local);
+      start_failed (self, local, error);
       self->engine = NULL;
       g_clear_handle_id (&self->thumbnail_timer, g_source_remove);
       if (e->thumb_listener)
