@@ -21,6 +21,7 @@
  * (set-up, a watch or timer firing, the refresh, teardown) names itself in
  * a thread-private slot first. */
 #include "display/spice.h"
+#include "display/vnc.h"
 
 #include <errno.h>
 #include <gio/gio.h>
@@ -207,16 +208,10 @@ display_spice_spec_clear (display_spice_spec *spec)
 char *
 display_spice_read_password (const char *path, GError **error)
 {
-  g_autofree char *text = NULL;
-  if (!g_file_get_contents (path, &text, NULL, error))
+  /* The same file format as VNC's, with SPICE's length limit. */
+  g_autofree char *text = display_vnc_read_password (path, error);
+  if (!text)
     return NULL;
-  text[strcspn (text, "\r\n")] = '\0';
-  if (!*text)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "%s: the first line (the password) is empty", path);
-      return NULL;
-    }
   if (strlen (text) > DISPLAY_SPICE_MAX_PASSWORD)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
