@@ -6,6 +6,7 @@
 
 #include "app/vessel-library.h"
 #include "app/vessel-window.h"
+#include "wizards/vessel-assistant.h"
 
 #include <adwaita.h>
 
@@ -24,6 +25,10 @@ VesselWindow *vessel_application_get_window (VesselApplication *self);
 /* The question asked when quitting with machines running, while it is
  * open (for tests). */
 GtkWindow *vessel_application_get_quit_dialog (VesselApplication *self);
+
+/* The new-machine assistant while it is open (app.new-machine opens it),
+ * or NULL. */
+VesselAssistant *vessel_application_get_assistant (VesselApplication *self);
 
 /* Creates a machine with a new qcow2 disk of @disk_bytes in the library
  * (0: no disk) and @iso in its CD-ROM drive (may be NULL). */
