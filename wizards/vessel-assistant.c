@@ -13,6 +13,13 @@
 #define GIB (G_GUINT64_CONSTANT (1) << 30)
 #define DOWNLOADS_MAX 8
 
+/* UEFI is offered where OVMF is installed and the engine can boot it.
+ * vmm-core boots SeaBIOS only so far (no pflash): until it boots OVMF,
+ * offering UEFI would make machines that silently boot SeaBIOS. Set this
+ * when it does; the creator already writes <os firmware='efi'> with
+ * OVMF as the loader. */
+#define VESSEL_ENGINE_BOOTS_UEFI 0
+
 /* Where Debian's ovmf package puts UEFI firmware for x86_64. */
 static const char *const ovmf_paths[] = {
   "/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -955,7 +962,7 @@ vessel_assistant_init (VesselAssistant *self)
   gtk_widget_init_template (GTK_WIDGET (self));
   self->cancellable = g_cancellable_new ();
   self->review_rows = g_ptr_array_new ();
-  self->ovmf = find_ovmf ();
+  self->ovmf = VESSEL_ENGINE_BOOTS_UEFI ? find_ovmf () : NULL;
   self->ram_available = host_ram_available ();
 
   GtkStringList *fw = gtk_string_list_new (NULL);

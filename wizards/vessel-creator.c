@@ -227,7 +227,13 @@ vessel_creator_create_async (VesselLibrary *library,
   vessel_definition_set_meta (domain, "os", spec->os_name);
   vessel_definition_set_meta (domain, "os-id", spec->os_id);
   if (spec->uefi_firmware)
-    vessel_definition_set_meta (domain, "firmware", "uefi");
+    {
+      g_autoptr (GVirConfigDomainOs) os = gvir_config_domain_get_os (domain);
+      gvir_config_domain_os_set_firmware (os,
+                                          GVIR_CONFIG_DOMAIN_OS_FIRMWARE_EFI);
+      gvir_config_domain_os_set_loader (os, spec->uefi_firmware);
+      gvir_config_domain_set_os (domain, os);
+    }
 
   GError *error = NULL;
   VesselMachine *m = vessel_library_add (library, domain, &error);
