@@ -290,6 +290,16 @@ checksum_file (const char *path)
   return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guchar *) data, len);
 }
 
+static guint
+count_files (const char *dir)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  guint n = 0;
+  while (d && g_dir_read_name (d))
+    n++;
+  return n;
+}
+
 static void
 test_disk_image (void)
 {
@@ -339,6 +349,62 @@ test_disk_image (void)
   assert_state (m, VESSEL_MACHINE_STATE_STOPPED, 120);
   g_autofree char *after = checksum_file (image);
   g_assert_cmpstr (before, ==, after);
+
+  /* Copied instead: a qcow2 image of its own with the same contents. */
+  a = open_assistant ();
+  choose (a, image);
+  vessel_assistant_set_machine_title (a, "Disk Copy");
+  vessel_assistant_set_resources (a, 128 << 20, 1, 0);
+  next (a);
+  g_assert_cmpstr (vessel_assistant_get_page (a), ==, "disk");
+  vessel_assistant_set_keep_original (a, FALSE);
+  next (a);
+  VesselMachine *c = create (a, "Disk Copy");
+  assert_serial_shows (c, "VESSEL-BOOT: from the disk", 600);
+  assert_state (c, VESSEL_MACHINE_STATE_STOPPED, 120);
+  g_autoptr (GVirConfigDomain) cd_def = load_definition (c);
+  g_autofree char *copy = only_disk (cd_def);
+  qemu_img_check (copy);
+  const char *copy_info_argv[] = { qemu_img, "info", "--output=json", copy,
+                                   NULL };
+  g_autofree char *copy_info = run (copy_info_argv);
+  g_assert_null (strstr (copy_info, "backing-filename"));
+  const char *compare_argv[] = { qemu_img, "compare", image, copy, NULL };
+  g_free (run (compare_argv));
+
+  /* A creation that fails (the image is gone before the copy) leaves
+   * nothing behind: no machine, no definition, no disk. */
+  g_autofree char *doomed = g_build_filename (ui_kit_tmpdir, "doomed.qcow2",
+                                              NULL);
+  const char *doomed_argv[] = { qemu_img, "convert", "-f", "raw", "-O",
+                                "qcow2", boot_disk, doomed, NULL };
+  g_free (run (doomed_argv));
+  GListModel *model = vessel_library_get_model (
+      vessel_application_get_library (app));
+  guint machines = g_list_model_get_n_items (model);
+  const char *dir
+      = vessel_library_get_dir (vessel_application_get_library (app));
+  guint files_before = count_files (dir);
+  a = open_assistant ();
+  choose (a, doomed);
+  vessel_assistant_set_machine_title (a, "Doomed");
+  next (a);
+  vessel_assistant_set_keep_original (a, FALSE);
+  next (a);
+  g_assert_cmpint (g_unlink (doomed), ==, 0);
+  next (a);
+  g_assert_true (wait_for (assistant_idle, a, 120));
+  g_assert_cmpstr (vessel_assistant_get_page (a), ==, "review");
+  g_test_message ("failed creation: %s", vessel_assistant_get_message (a));
+  g_assert_nonnull (vessel_assistant_get_message (a));
+  assert_window_shows (GTK_WIDGET (a), "cannot", 60);
+  g_assert_cmpuint (g_list_model_get_n_items (model), ==, machines);
+  g_assert_cmpuint (count_files (dir), ==, files_before);
+  activate (GTK_WIDGET (a), "assistant.back", NULL);
+  activate (GTK_WIDGET (a), "assistant.back", NULL);
+  activate (GTK_WIDGET (a), "assistant.back", NULL);
+  activate (GTK_WIDGET (a), "assistant.back", NULL);
+  g_assert_true (wait_for (assistant_gone, app, 30));
 }
 
 /* ---- the install flow ------------------------------------------------ */
