@@ -216,11 +216,12 @@ resources_problem (VesselAssistant *self, char **warning)
     return g_strdup_printf (_("A machine called “%s” exists already: choose "
                               "another name"),
                             trimmed);
-  guint64 need = 0;
-  if (!is_disk_image (self))
-    need = 0; /* a new qcow2 disk grows as the guest writes */
-  else if (gtk_check_button_get_active (self->copy_check))
-    need = self->source.virtual_size;
+  /* A new qcow2 disk grows as the guest writes: its full size is what it
+   * may need. A copy needs about what the image holds (zeroes are not
+   * copied; the file's size is the estimate). An overlay needs little. */
+  gboolean copy = is_disk_image (self)
+                  && gtk_check_button_get_active (self->copy_check);
+  guint64 need = copy ? self->source.file_size : 0;
   if (!is_disk_image (self) && self->disk_free
       && chosen_disk (self) > self->disk_free)
     {
