@@ -418,10 +418,13 @@ fill_resources (VesselAssistant *self)
   else if (self->source.kind == VESSEL_SOURCE_DISK)
     {
       g_autofree char *base = g_path_get_basename (self->path);
+      g_autofree char *vsize
+          = vessel_source_format_size (self->source.virtual_size);
+      g_autofree char *sub = g_strdup_printf (
+          _("A %s disk image of %s: the machine boots from it"),
+          self->source.format, vsize);
       adw_preferences_row_set_title (ADW_PREFERENCES_ROW (self->os_row), base);
-      adw_action_row_set_subtitle (self->os_row,
-                                   _("A disk image: the machine boots from "
-                                     "it"));
+      adw_action_row_set_subtitle (self->os_row, sub);
     }
   else if (os->recognised)
     {

@@ -26,6 +26,7 @@
 
 #include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *iso, *boot_disk, *install_reset_iso, *install_poweroff_iso;
 static const char *qemu_img, *outdir;
@@ -187,6 +188,11 @@ static void
 test_iso (void)
 {
   VesselAssistant *a = open_assistant ();
+  /* The ISOs in the Downloads folder come first (main put the test ISO
+   * there). */
+  assert_window_shows (GTK_WIDGET (a), "In Your Downloads Folder", 60);
+  assert_window_shows (GTK_WIDGET (a), "rescue-cdrom.iso", 60);
+  save_window (GTK_WIDGET (a), outdir, "assistant-source.png");
   choose (a, iso);
   g_assert_cmpstr (vessel_assistant_get_page (a), ==, "resources");
   /* GRUB's rescue CD is no OS osinfo-db knows: the page says so. */
@@ -495,6 +501,22 @@ main (int argc, char **argv)
   qemu_img = argv[5];
   outdir = argv[6];
   g_mkdir_with_parents (outdir, 0755);
+
+  /* A Downloads folder (XDG user dirs) with the test ISO in it. */
+  g_autofree char *downloads = g_build_filename (ui_kit_tmpdir, "Downloads",
+                                                 NULL);
+  g_autofree char *config = g_build_filename (ui_kit_tmpdir, "config", NULL);
+  g_mkdir_with_parents (downloads, 0755);
+  g_mkdir_with_parents (config, 0755);
+  g_autofree char *link = g_build_filename (downloads, "grub-rescue-cdrom.iso",
+                                            NULL);
+  g_assert_cmpint (symlink (iso, link), ==, 0);
+  g_autofree char *dirs_file = g_build_filename (config, "user-dirs.dirs",
+                                                 NULL);
+  g_autofree char *dirs = g_strdup_printf ("XDG_DOWNLOAD_DIR=\"%s\"\n",
+                                           downloads);
+  g_assert_true (g_file_set_contents (dirs_file, dirs, -1, NULL));
+  g_setenv ("XDG_CONFIG_HOME", config, TRUE);
 
   app = vessel_application_new ();
   g_application_set_flags (G_APPLICATION (app), G_APPLICATION_NON_UNIQUE);
