@@ -6,6 +6,7 @@
  *                           first boot from the CD (GRUB on the screen)
  *   /assistant/bad-input    a file that is no image, a truncated qcow2, a
  *                           name in use, a disk larger than the free space
+ *   /assistant/blank        a blank machine: a new disk, no CD, not started
  *   /assistant/disk-image   a qcow2 image kept untouched: a qcow2 overlay
  *                           with it as backing file (qemu-img check, info),
  *                           boot order disk first, and the guest booting
@@ -285,6 +286,33 @@ test_bad_input (void)
   g_assert_cmpuint (g_list_model_get_n_items (model), ==, machines);
 }
 
+/* ---- a blank machine -------------------------------------------------- */
+
+static void
+test_blank (void)
+{
+  VesselAssistant *a = open_assistant ();
+  activate (GTK_WIDGET (a), "assistant.blank", NULL);
+  g_assert_cmpstr (vessel_assistant_get_page (a), ==, "resources");
+  vessel_assistant_set_machine_title (a, "Blank Machine");
+  vessel_assistant_set_resources (a, 256 << 20, 1, 2u << 30);
+  next (a);
+  VesselMachine *m = create (a, "Blank Machine");
+  /* Nothing to boot: it waits, stopped, for an installer. */
+  g_assert_cmpint (vessel_machine_get_state (m), ==,
+                   VESSEL_MACHINE_STATE_STOPPED);
+  g_assert_false (vessel_machine_is_installing (m));
+  g_autoptr (GVirConfigDomain) d = load_definition (m);
+  g_autofree char *cd = vessel_definition_get_cdrom (d);
+  g_assert_null (cd);
+  g_assert_cmpuint (vessel_definition_get_memory (d), ==, 256u << 20);
+  g_autofree char *disk = only_disk (d);
+  qemu_img_check (disk);
+  const char *info_argv[] = { qemu_img, "info", "--output=json", disk, NULL };
+  g_autofree char *info = run (info_argv);
+  g_assert_nonnull (strstr (info, "\"virtual-size\": 2147483648"));
+}
+
 /* ---- a disk image, kept untouched ------------------------------------ */
 
 static char *
@@ -530,6 +558,7 @@ main (int argc, char **argv)
 
   g_test_add_func ("/assistant/iso", test_iso);
   g_test_add_func ("/assistant/bad-input", test_bad_input);
+  g_test_add_func ("/assistant/blank", test_blank);
   g_test_add_func ("/assistant/disk-image", test_disk_image);
   g_test_add_func ("/assistant/install-reset", test_install_reset);
   g_test_add_func ("/assistant/install-poweroff", test_install_poweroff);
