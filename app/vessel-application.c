@@ -2,6 +2,7 @@
 #include "app/vessel-application.h"
 
 #include "vmm-core/block/block.h"
+#include "wizards/vessel-assistant.h"
 
 #include <glib/gi18n.h>
 
@@ -10,7 +11,7 @@ struct _VesselApplication {
   VesselLibrary *library;
   VesselWindow *window;
   GtkWindow *quit_dialog;
-  GtkWindow *new_dialog;
+  VesselAssistant *assistant; /* weak */
   GtkFileChooserNative *chooser;
 };
 
@@ -77,147 +78,37 @@ vessel_application_create_machine (VesselApplication *self, const char *title,
 
 /* ---- new machine --------------------------------------------------- */
 
-typedef struct {
-  AdwEntryRow *name;
-  AdwActionRow *iso_row;
-  char *iso;
-  GtkSpinButton *memory;
-  GtkSpinButton *cpus;
-  GtkSpinButton *disk;
-} NewMachineRows;
-
 static void
-new_rows_free (gpointer data)
-{
-  NewMachineRows *r = data;
-  g_free (r->iso);
-  g_free (r);
-}
-
-static void
-on_iso_chosen (GtkNativeDialog *dialog, int response, gpointer data)
+on_machine_created (VesselAssistant *assistant, VesselMachine *m,
+                    gpointer data)
 {
   VesselApplication *self = data;
-  NewMachineRows *r = self->new_dialog
-                          ? g_object_get_data (G_OBJECT (self->new_dialog),
-                                               "rows")
-                          : NULL;
-  if (r && response == GTK_RESPONSE_ACCEPT)
-    {
-      g_autoptr (GFile) f = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
-      g_free (r->iso);
-      r->iso = f ? g_file_get_path (f) : NULL;
-      adw_action_row_set_subtitle (r->iso_row, r->iso ? r->iso : _("None"));
-      if (r->iso && !*gtk_editable_get_text (GTK_EDITABLE (r->name)))
-        {
-          g_autofree char *base = g_path_get_basename (r->iso);
-          char *dot = strrchr (base, '.');
-          if (dot)
-            *dot = '\0';
-          gtk_editable_set_text (GTK_EDITABLE (r->name), base);
-        }
-    }
-  g_clear_object (&self->chooser);
+  if (self->window)
+    vessel_window_open_machine (self->window, m);
 }
 
-static void
-on_choose_iso (GtkButton *b, gpointer data)
-{
-  VesselApplication *self = data;
-  self->chooser = gtk_file_chooser_native_new (
-      _("Choose an ISO Image"), self->new_dialog, GTK_FILE_CHOOSER_ACTION_OPEN,
-      _("_Choose"), _("_Cancel"));
-  GtkFileFilter *f = gtk_file_filter_new ();
-  gtk_file_filter_set_name (f, _("CD and DVD images"));
-  gtk_file_filter_add_suffix (f, "iso");
-  gtk_file_filter_add_mime_type (f, "application/x-cd-image");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (self->chooser), f);
-  g_object_unref (f);
-  g_signal_connect (self->chooser, "response", G_CALLBACK (on_iso_chosen),
-                    self);
-  gtk_native_dialog_show (GTK_NATIVE_DIALOG (self->chooser));
-}
-
-static void
-on_new_response (AdwMessageDialog *dialog, const char *response, gpointer data)
-{
-  VesselApplication *self = data;
-  NewMachineRows *r = g_object_get_data (G_OBJECT (dialog), "rows");
-  if (!g_strcmp0 (response, "create"))
-    {
-      const char *title = gtk_editable_get_text (GTK_EDITABLE (r->name));
-      g_autoptr (GError) error = NULL;
-      VesselMachine *m = vessel_application_create_machine (
-          self, *title ? title : _("New Machine"), r->iso,
-          (guint64) gtk_spin_button_get_value_as_int (r->memory) << 20,
-          (guint) gtk_spin_button_get_value_as_int (r->cpus),
-          (guint64) gtk_spin_button_get_value_as_int (r->disk) << 30, &error);
-      if (!m)
-        error_dialog (self, _("The Machine Cannot Be Created"),
-                      error->message);
-      else
-        vessel_window_open_machine (self->window, m);
-    }
-  self->new_dialog = NULL;
-}
-
-static GtkSpinButton *
-spin_row (AdwPreferencesGroup *group, const char *title, double min,
-          double max, double step, double value)
-{
-  GtkWidget *row = adw_action_row_new ();
-  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), title);
-  GtkWidget *spin = gtk_spin_button_new_with_range (min, max, step);
-  gtk_spin_button_set_value (GTK_SPIN_BUTTON (spin), value);
-  gtk_widget_set_valign (spin, GTK_ALIGN_CENTER);
-  adw_action_row_add_suffix (ADW_ACTION_ROW (row), spin);
-  adw_preferences_group_add (group, row);
-  return GTK_SPIN_BUTTON (spin);
-}
-
-/* A short form until the creation assistant lands: a name, an ISO, memory,
- * processors and a disk size. */
+/* The assistant: one at a time. */
 static void
 action_new_machine (GSimpleAction *a, GVariant *p, gpointer data)
 {
   VesselApplication *self = data;
   g_application_activate (G_APPLICATION (self));
-  if (self->new_dialog)
+  if (!self->assistant)
     {
-      gtk_window_present (self->new_dialog);
-      return;
+      self->assistant = vessel_assistant_new (GTK_WINDOW (self->window),
+                                              self->library);
+      g_object_add_weak_pointer (G_OBJECT (self->assistant),
+                                 (gpointer *) &self->assistant);
+      g_signal_connect (self->assistant, "created",
+                        G_CALLBACK (on_machine_created), self);
     }
-  GtkWidget *d = adw_message_dialog_new (GTK_WINDOW (self->window),
-                                         _("New Machine"), NULL);
-  NewMachineRows *r = g_new0 (NewMachineRows, 1);
-  g_object_set_data_full (G_OBJECT (d), "rows", r, new_rows_free);
-  AdwPreferencesGroup *g = ADW_PREFERENCES_GROUP (adw_preferences_group_new ());
-  r->name = ADW_ENTRY_ROW (adw_entry_row_new ());
-  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (r->name), _("Name"));
-  adw_preferences_group_add (g, GTK_WIDGET (r->name));
-  r->iso_row = ADW_ACTION_ROW (adw_action_row_new ());
-  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (r->iso_row),
-                                 _("Install From"));
-  adw_action_row_set_subtitle (r->iso_row, _("None"));
-  GtkWidget *choose = gtk_button_new_with_mnemonic (_("_Choose…"));
-  gtk_widget_set_valign (choose, GTK_ALIGN_CENTER);
-  g_signal_connect (choose, "clicked", G_CALLBACK (on_choose_iso), self);
-  adw_action_row_add_suffix (r->iso_row, choose);
-  adw_preferences_group_add (g, GTK_WIDGET (r->iso_row));
-  r->memory = spin_row (g, _("Memory (MiB)"), 64, 1024 * 1024, 256, 2048);
-  r->cpus = spin_row (g, _("Processors"), 1, 288, 1,
-                      MIN (2, g_get_num_processors ()));
-  r->disk = spin_row (g, _("Disk (GiB)"), 0, 65536, 1, 20);
-  adw_message_dialog_set_extra_child (ADW_MESSAGE_DIALOG (d), GTK_WIDGET (g));
-  adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (d), "cancel",
-                                    _("_Cancel"), "create", _("C_reate"),
-                                    NULL);
-  adw_message_dialog_set_response_appearance (ADW_MESSAGE_DIALOG (d), "create",
-                                              ADW_RESPONSE_SUGGESTED);
-  adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (d), "create");
-  g_signal_connect (d, "response", G_CALLBACK (on_new_response), self);
-  self->new_dialog = GTK_WINDOW (d);
-  gtk_window_present (GTK_WINDOW (d));
+  gtk_window_present (GTK_WINDOW (self->assistant));
+}
+
+VesselAssistant *
+vessel_application_get_assistant (VesselApplication *self)
+{
+  return self->assistant;
 }
 
 /* ---- import ---------------------------------------------------------- */

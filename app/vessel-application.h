@@ -6,6 +6,7 @@
 
 #include "app/vessel-library.h"
 #include "app/vessel-window.h"
+#include "wizards/vessel-assistant.h"
 
 #include <adwaita.h>
 
@@ -29,6 +30,10 @@ GtkWindow *vessel_application_get_quit_dialog (VesselApplication *self);
  * (the display view is grabbed), and back on. */
 void vessel_application_set_accels_enabled (VesselApplication *self,
                                             gboolean enabled);
+
+/* The new-machine assistant while it is open (app.new-machine opens it),
+ * or NULL. */
+VesselAssistant *vessel_application_get_assistant (VesselApplication *self);
 
 /* Creates a machine with a new qcow2 disk of @disk_bytes in the library
  * (0: no disk) and @iso in its CD-ROM drive (may be NULL). */

@@ -47,6 +47,7 @@ struct _VesselMachine {
   char *error;
   Engine *engine;
   guint engine_serial;
+  gboolean restart_after_stop; /* the install finished with a power-off */
   GdkTexture *thumbnail;
   guint thumbnail_timer;
   gint thumbnail_dirty; /* atomic: the surface changed since the last one */
@@ -73,6 +74,7 @@ static GParamSpec *props[N_PROPS];
 enum {
   SIGNAL_SERIAL_OUTPUT,
   SIGNAL_DISPLAY_CHANGED,
+  SIGNAL_INSTALL_FINISHED,
   N_SIGNALS
 };
 static guint signals[N_SIGNALS];
@@ -170,6 +172,9 @@ vessel_machine_class_init (VesselMachineClass *klass)
       NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);
   signals[SIGNAL_DISPLAY_CHANGED] = g_signal_new (
       "display-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+      NULL, NULL, NULL, G_TYPE_NONE, 0);
+  signals[SIGNAL_INSTALL_FINISHED] = g_signal_new (
+      "install-finished", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
       NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
@@ -514,6 +519,17 @@ engine_teardown_done (GObject *source, GAsyncResult *res, gpointer data)
   if (self->state == VESSEL_MACHINE_STATE_STOPPING)
     set_state (self, self->error ? VESSEL_MACHINE_STATE_ERROR
                                  : VESSEL_MACHINE_STATE_STOPPED);
+  if (self->restart_after_stop && !self->engine)
+    {
+      /* The installer powered off: boot what it installed. */
+      self->restart_after_stop = FALSE;
+      g_autoptr (GError) error = NULL;
+      if (!vessel_machine_start (self, &error))
+        {
+          set_error (self, error->message);
+          set_state (self, VESSEL_MACHINE_STATE_ERROR);
+        }
+    }
 }
 
 static void
@@ -550,6 +566,91 @@ engine_release (VesselMachine *self, const char *error)
   g_object_unref (task);
 }
 
+/* ---- the install flow ---------------------------------------------- */
+
+gboolean
+vessel_machine_is_installing (VesselMachine *self)
+{
+  g_autofree char *v = vessel_definition_get_meta (self->domain,
+                                                   "installing");
+  return !g_strcmp0 (v, "yes");
+}
+
+void
+vessel_machine_finish_install (VesselMachine *self)
+{
+  if (!vessel_machine_is_installing (self))
+    return;
+  vessel_definition_set_cdrom (self->domain, NULL);
+  vessel_definition_set_boot_cdrom_first (self->domain, FALSE);
+  vessel_definition_set_meta (self->domain, "installing", NULL);
+  g_autoptr (GError) error = NULL;
+  if (!vessel_machine_save (self, &error))
+    g_warning ("%s", error->message);
+  vessel_machine_definition_changed (self);
+  g_signal_emit (self, signals[SIGNAL_INSTALL_FINISHED], 0);
+}
+
+/* The guest restarts (a reset or a power-off): if it was installing and
+ * wrote to its disk, the install is over. */
+static gboolean
+install_done (VesselMachine *self)
+{
+  if (!self->engine || !vessel_machine_is_installing (self)
+      || !vmm_machine_disk_writes (self->engine->vm))
+    return FALSE;
+  vessel_machine_finish_install (self);
+  return TRUE;
+}
+
+typedef struct {
+  VesselMachine *self;
+  guint serial;
+  vmm_machine_event event;
+} EventMsg;
+
+static void
+event_msg_free (gpointer data)
+{
+  EventMsg *msg = data;
+  g_object_unref (msg->self);
+  g_free (msg);
+}
+
+static gboolean
+event_msg_dispatch (gpointer data)
+{
+  EventMsg *msg = data;
+  VesselMachine *self = msg->self;
+  if (!self->engine || self->engine->serial != msg->serial)
+    return G_SOURCE_REMOVE;
+  if (msg->event == VMM_MACHINE_EVENT_RESET && install_done (self))
+    {
+      /* The firmware may have started on the CD already: take it out and
+       * reset once more, so that the guest boots from its disk. */
+      g_autoptr (GError) error = NULL;
+      if (!vmm_machine_cdrom_eject (self->engine->vm, TRUE, &error))
+        g_warning ("%s", error->message);
+      vmm_machine_reset (self->engine->vm);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* On an engine thread, with the listener lock held: queue only. */
+static void
+listener_event (vmm_machine *m, vmm_machine_event event, void *opaque)
+{
+  Engine *e = opaque;
+  if (event != VMM_MACHINE_EVENT_RESET)
+    return;
+  EventMsg *msg = g_new0 (EventMsg, 1);
+  msg->self = g_object_ref (e->owner);
+  msg->serial = e->serial;
+  msg->event = event;
+  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, event_msg_dispatch,
+                              msg, event_msg_free);
+}
+
 static gboolean
 state_msg_dispatch (gpointer data)
 {
@@ -566,6 +667,7 @@ state_msg_dispatch (gpointer data)
       set_state (self, VESSEL_MACHINE_STATE_PAUSED);
       break;
     case VMM_MACHINE_POWERED_OFF:
+      self->restart_after_stop = install_done (self);
       engine_release (self, NULL);
       break;
     case VMM_MACHINE_ERROR:
@@ -742,7 +844,8 @@ start_engine (VesselMachine *self, GError **error)
     }
   e->owner = self;
   e->serial = ++self->engine_serial;
-  e->listener = vmm_machine_add_listener (e->vm, listener_state, NULL, e);
+  e->listener = vmm_machine_add_listener (e->vm, listener_state,
+                                          listener_event, e);
   vmm_machine_set_serial_ready_callback (e->vm, serial_ready, self);
   self->engine = e;
   set_error (self, NULL);
@@ -810,6 +913,7 @@ vessel_machine_reset (VesselMachine *self)
 void
 vessel_machine_stop_now (VesselMachine *self)
 {
+  self->restart_after_stop = FALSE;
   Engine *e = g_steal_pointer (&self->engine);
   if (!e)
     return;

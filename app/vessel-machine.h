@@ -80,6 +80,17 @@ gboolean vessel_machine_screenshot (VesselMachine *self, const char *path,
 gboolean vessel_machine_set_cdrom (VesselMachine *self, const char *iso,
                                    GError **error);
 
+/* The install flow. A machine made from an ISO is "installing" (Vessel's
+ * metadata): when its guest resets or powers off after writing to its
+ * disk, the install is over: the ISO is taken out (definition and drive),
+ * the disk comes first in the boot order, "installing" is cleared,
+ * "install-finished" is emitted, and the guest boots from its disk (a
+ * reset goes on; a power-off starts the machine again). The user can put
+ * the ISO back from the properties. */
+gboolean vessel_machine_is_installing (VesselMachine *self);
+/* Ends the install now (the definition part only). */
+void vessel_machine_finish_install (VesselMachine *self);
+
 /* COM1: what the guest wrote so far (the last 256 KiB) and input to it.
  * "serial-output" (GBytes) carries what it writes from now on. */
 GBytes *vessel_machine_get_serial_history (VesselMachine *self);

@@ -50,9 +50,34 @@ vessel_window_get_library_page (VesselWindow *self)
 }
 
 static void
+on_install_finished (VesselMachine *m, VesselWindow *self)
+{
+  g_autofree char *text = g_strdup_printf (
+      _("“%s” is installed: the CD image was taken out and the machine "
+        "boots from its disk"),
+      vessel_machine_get_title (m));
+  vessel_window_toast (self, text);
+}
+
+/* Tell the user when an install ends, whichever page is showing. */
+static void
+watch_installs (VesselWindow *self, GListModel *model, guint pos, guint n)
+{
+  for (guint i = pos; i < pos + n; i++)
+    {
+      g_autoptr (VesselMachine) m = g_list_model_get_item (model, i);
+      if (!g_signal_handler_find (m, G_SIGNAL_MATCH_FUNC | G_SIGNAL_MATCH_DATA,
+                                  0, 0, NULL, on_install_finished, self))
+        g_signal_connect_object (m, "install-finished",
+                                 G_CALLBACK (on_install_finished), self, 0);
+    }
+}
+
+static void
 on_items_changed (GListModel *model, guint pos, guint removed, guint added,
                   VesselWindow *self)
 {
+  watch_installs (self, model, pos, added);
   update_library_page (self);
 }
 
@@ -381,6 +406,7 @@ vessel_window_new (GtkApplication *app, VesselLibrary *library)
                     G_CALLBACK (on_items_changed), self);
   g_signal_connect (model, "items-changed", G_CALLBACK (on_items_changed),
                     self);
+  watch_installs (self, model, 0, g_list_model_get_n_items (model));
 
   gtk_grid_view_set_model (self->grid_view,
                            GTK_SELECTION_MODEL (gtk_no_selection_new (

@@ -326,6 +326,9 @@ void vmm_block_submit(VmmBlock *bs, VmmBlockOp op, uint64_t offset, void *buf,
   req->len = len;
   req->done = done;
   req->user_data = user_data;
+  if (op == VMM_BLOCK_OP_WRITE || op == VMM_BLOCK_OP_DISCARD
+      || op == VMM_BLOCK_OP_WRITE_ZEROES)
+    __atomic_add_fetch(&bs->writes, 1, __ATOMIC_RELAXED);
   g_mutex_lock(&bs->async_lock);
   if (!bs->pool)
     bs->pool = g_thread_pool_new(worker, NULL, VMM_BLOCK_POOL_THREADS, FALSE,

@@ -42,6 +42,7 @@ struct VmmBlock {
   void *opaque;            /* driver state */
   GRecMutex lock;          /* serialises driver calls unless parallel_io */
   int depth;               /* position in a backing chain (0 = top) */
+  uint64_t writes;         /* write requests accepted (atomic) */
 
   /* async */
   GThreadPool *pool;

@@ -239,6 +239,7 @@ gboolean vmm_block_write(VmmBlock *bs, uint64_t offset, const void *buf,
     return FALSE;
   if (len == 0)
     return TRUE;
+  __atomic_add_fetch(&bs->writes, 1, __ATOMIC_RELAXED);
   LOCK(bs);
   gboolean ok = bs->drv->write(bs, offset, buf, len, error);
   UNLOCK(bs);
@@ -262,6 +263,7 @@ gboolean vmm_block_discard(VmmBlock *bs, uint64_t offset, uint64_t len,
     return FALSE;
   if (len == 0)
     return TRUE;
+  __atomic_add_fetch(&bs->writes, 1, __ATOMIC_RELAXED);
   LOCK(bs);
   gboolean ok = bs->drv->discard(bs, offset, len, error);
   UNLOCK(bs);
@@ -272,6 +274,11 @@ gboolean vmm_block_write_zeroes(VmmBlock *bs, uint64_t offset, uint64_t len,
                                 GError **error)
 {
   return vmm_block_discard(bs, offset, len, error);
+}
+
+uint64_t vmm_block_write_count(VmmBlock *bs)
+{
+  return __atomic_load_n(&bs->writes, __ATOMIC_RELAXED);
 }
 
 uint64_t vmm_block_size(VmmBlock *bs)

@@ -72,6 +72,10 @@ const char *vmm_block_filename(VmmBlock *bs);
 gboolean vmm_block_is_read_only(VmmBlock *bs);
 VmmBlock *vmm_block_backing(VmmBlock *bs);      /* NULL if none */
 
+/* How many write, discard and write-zeroes requests the image accepted
+ * since it was opened (a front end learns that a guest wrote). */
+uint64_t vmm_block_write_count(VmmBlock *bs);
+
 /* Block status of [offset, offset+len) in this layer only: sets *pnum to the
  * length of the run starting at offset that shares the returned flags. */
 typedef enum {

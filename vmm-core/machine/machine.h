@@ -171,6 +171,11 @@ struct display_input *vmm_machine_input (vmm_machine *m);
 gboolean vmm_machine_screendump (vmm_machine *m, const char *path,
                                  GError **error);
 
+/* Write requests (writes, discards) the guest sent to its hard disks since
+ * the machine was built: an installer has written when this is non-zero.
+ * Any thread. */
+uint64_t vmm_machine_disk_writes (vmm_machine *m);
+
 /* Host → COM1; returns the bytes accepted. */
 size_t vmm_machine_serial_receive (vmm_machine *m, const uint8_t *buf,
                                    size_t len);

@@ -98,6 +98,8 @@ struct vmm_machine {
   virtio_blk *vblk[VMM_MACHINE_MAX_DISKS];
   VmmBlock *vblk_image[VMM_MACHINE_MAX_DISKS];
   unsigned n_vblk;
+  VmmBlock *disk_image[VMM_MACHINE_MAX_DISKS]; /* every disk, not owned */
+  unsigned n_disk_image;
   uint8_t pam_mode[PC_PAM_SEGMENTS];
 
   GMutex state_lock;
@@ -1096,6 +1098,7 @@ pc_attach_storage (vmm_machine *m, GPtrArray *disk_boot, GError **error)
               return FALSE;
             }
           n_ide++;
+          m->disk_image[m->n_disk_image++] = bs;
           g_ptr_array_add (disk_boot,
                            g_strdup_printf ("/pci@i0cf8/*@1,1/drive@%u/disk@%u",
                                             ch, unit));
@@ -1117,6 +1120,7 @@ pc_attach_storage (vmm_machine *m, GPtrArray *disk_boot, GError **error)
           m->vblk[m->n_vblk] = blk;
           m->vblk_image[m->n_vblk] = bs;
           m->n_vblk++;
+          m->disk_image[m->n_disk_image++] = bs;
           if (!virtio_blk_attach (blk, m->pci, VMM_PCI_DEVFN (slot, 0), error))
             return FALSE;
           g_ptr_array_add (disk_boot, g_strdup_printf ("/pci@i0cf8/*@%x", slot));
@@ -1629,4 +1633,13 @@ size_t
 vmm_machine_serial_receive (vmm_machine *m, const uint8_t *buf, size_t len)
 {
   return uart16550_receive (m->com1, buf, len);
+}
+
+uint64_t
+vmm_machine_disk_writes (vmm_machine *m)
+{
+  uint64_t n = 0;
+  for (unsigned i = 0; i < m->n_disk_image; i++)
+    n += vmm_block_write_count (m->disk_image[i]);
+  return n;
 }
