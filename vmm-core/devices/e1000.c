@@ -114,7 +114,7 @@ struct e1000 {
   vmm_pci_device pci;
   vmm_net_port *port;
   vmm_pci_rom rom;
-  GSource *tx_source; /* wakes the I/O thread after a TDT write */
+  vmm_net_wake *tx_wake; /* the I/O thread's transmit run after TDT */
   uint8_t mac_addr[6];
   e1000_stats stats;
   e1000_regs r;
@@ -758,17 +758,11 @@ e1000_process_tx (e1000 *e)
   g_mutex_unlock (&e->dev.lock);
 }
 
-static gboolean
-tx_dispatch (GSource *source, GSourceFunc callback, gpointer data)
+static void
+tx_run (void *opaque)
 {
-  g_source_set_ready_time (source, -1);
-  e1000_process_tx (data);
-  return G_SOURCE_CONTINUE;
+  e1000_process_tx (opaque);
 }
-
-static GSourceFuncs tx_source_funcs = {
-  .dispatch = tx_dispatch,
-};
 
 /* ---- registers ---- */
 
@@ -791,8 +785,8 @@ soft_reset (e1000 *e)
 static void
 tx_wake (e1000 *e)
 {
-  if (e->tx_source)
-    g_source_set_ready_time (e->tx_source, 0);
+  if (e->tx_wake)
+    vmm_net_wake_raise (e->tx_wake);
   else
     process_tx_locked (e); /* no I/O thread: tests */
 }
@@ -1005,11 +999,7 @@ static void
 e1000_destroy (vmm_device *dev)
 {
   e1000 *e = (e1000 *) dev;
-  if (e->tx_source)
-    {
-      g_source_destroy (e->tx_source);
-      g_source_unref (e->tx_source);
-    }
+  vmm_net_wake_free (e->tx_wake);
   vmm_net_port_free (e->port);
   vmm_pci_rom_clear (&e->rom);
   g_mutex_clear (&dev->lock);
@@ -1059,12 +1049,7 @@ e1000_create (const char *name, const vmm_guest_memory *mem,
   e->port = vmm_net_port_new (io, e1000_receive_checked, e);
   vmm_net_port_set_backend (e->port, backend);
   if (io)
-    {
-      e->tx_source = g_source_new (&tx_source_funcs, sizeof (GSource));
-      g_source_set_callback (e->tx_source, NULL, e, NULL);
-      g_source_set_name (e->tx_source, "e1000 transmit");
-      g_source_attach (e->tx_source, io);
-    }
+    e->tx_wake = vmm_net_wake_new (io, tx_run, e);
   vmm_pci_device_init (&e->pci, &e->dev, &e1000_pci_ops, e, E1000_VENDOR_ID,
                        E1000_DEVICE_ID, 0x020000, E1000_REVISION);
   vmm_pci_set_subsystem (&e->pci, E1000_VENDOR_ID, E1000_SUBSYS_ID);

@@ -8,6 +8,75 @@ typedef struct net_frame {
   uint8_t data[];
 } net_frame;
 
+struct vmm_net_wake {
+  GSource base;
+  gint pending;
+  GMainContext *io;
+  void (*fn) (void *opaque);
+  void *opaque;
+};
+
+static gboolean
+wake_prepare (GSource *source, gint *timeout)
+{
+  *timeout = -1;
+  return g_atomic_int_get (&((vmm_net_wake *) source)->pending);
+}
+
+static gboolean
+wake_check (GSource *source)
+{
+  return g_atomic_int_get (&((vmm_net_wake *) source)->pending);
+}
+
+static gboolean
+wake_dispatch (GSource *source, GSourceFunc callback, gpointer data)
+{
+  vmm_net_wake *w = (vmm_net_wake *) source;
+  g_atomic_int_set (&w->pending, 0);
+  w->fn (w->opaque);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs wake_funcs = {
+  .prepare = wake_prepare,
+  .check = wake_check,
+  .dispatch = wake_dispatch,
+};
+
+vmm_net_wake *
+vmm_net_wake_new (GMainContext *io, void (*fn) (void *opaque), void *opaque)
+{
+  vmm_net_wake *w = (vmm_net_wake *) g_source_new (&wake_funcs,
+                                                   sizeof (vmm_net_wake));
+  w->io = io;
+  w->fn = fn;
+  w->opaque = opaque;
+  g_source_set_name (&w->base, "vmm net wake");
+  g_source_attach (&w->base, io);
+  return w;
+}
+
+void
+vmm_net_wake_raise (vmm_net_wake *w)
+{
+  if (!g_atomic_int_compare_and_exchange (&w->pending, 0, 1))
+    return;
+  /* On the I/O thread the next prepare sees the flag; from elsewhere the
+   * loop may be asleep in poll(). */
+  if (!g_main_context_is_owner (w->io))
+    g_main_context_wakeup (w->io);
+}
+
+void
+vmm_net_wake_free (vmm_net_wake *w)
+{
+  if (!w)
+    return;
+  g_source_destroy (&w->base);
+  g_source_unref (&w->base);
+}
+
 struct vmm_net_port {
   GMutex lock; /* guards queue, stats and blocked */
   GQueue queue; /* net_frame *, oldest first */
@@ -16,27 +85,21 @@ struct vmm_net_port {
   vmm_net_receive_fn receive;
   void *opaque;
   vmm_net_backend *backend;
-  GSource *source; /* delivery, on the I/O thread */
+  vmm_net_wake *wake; /* delivery, on the I/O thread */
 };
 
 static void
 port_wake (vmm_net_port *port)
 {
-  if (port->source)
-    g_source_set_ready_time (port->source, 0);
+  if (port->wake)
+    vmm_net_wake_raise (port->wake);
 }
 
-static gboolean
-port_dispatch (GSource *source, GSourceFunc callback, gpointer data)
+static void
+port_run (void *opaque)
 {
-  g_source_set_ready_time (source, -1);
-  vmm_net_port_process (data);
-  return G_SOURCE_CONTINUE;
+  vmm_net_port_process (opaque);
 }
-
-static GSourceFuncs port_source_funcs = {
-  .dispatch = port_dispatch,
-};
 
 vmm_net_port *
 vmm_net_port_new (GMainContext *io, vmm_net_receive_fn receive, void *opaque)
@@ -47,12 +110,7 @@ vmm_net_port_new (GMainContext *io, vmm_net_receive_fn receive, void *opaque)
   port->receive = receive;
   port->opaque = opaque;
   if (io)
-    {
-      port->source = g_source_new (&port_source_funcs, sizeof (GSource));
-      g_source_set_callback (port->source, NULL, port, NULL);
-      g_source_set_name (port->source, "vmm net port");
-      g_source_attach (port->source, io);
-    }
+    port->wake = vmm_net_wake_new (io, port_run, port);
   return port;
 }
 
@@ -61,11 +119,7 @@ vmm_net_port_free (vmm_net_port *port)
 {
   if (!port)
     return;
-  if (port->source)
-    {
-      g_source_destroy (port->source);
-      g_source_unref (port->source);
-    }
+  vmm_net_wake_free (port->wake);
   if (port->backend)
     port->backend->ops->free (port->backend);
   g_queue_clear_full (&port->queue, g_free);

@@ -76,6 +76,16 @@ void vmm_net_port_process (vmm_net_port *port);
 unsigned vmm_net_port_queued (vmm_net_port *port);
 void vmm_net_port_get_stats (vmm_net_port *port, vmm_net_port_stats *out);
 
+/* A GSource that runs @fn once after one or more vmm_net_wake_raise()
+ * calls, from any thread. Unlike a ready time, raising it on its own
+ * context's thread costs no wake-up of the loop (GLib signals the
+ * context's eventfd at every g_source_set_ready_time()). */
+typedef struct vmm_net_wake vmm_net_wake;
+vmm_net_wake *vmm_net_wake_new (GMainContext *io, void (*fn) (void *opaque),
+                                void *opaque);
+void vmm_net_wake_raise (vmm_net_wake *w);
+void vmm_net_wake_free (vmm_net_wake *w);
+
 /* The Internet checksum (RFC 1071) of @len bytes, folded, not inverted,
  * starting from @sum. */
 uint32_t vmm_net_csum_add (uint32_t sum, const uint8_t *p, size_t len);

@@ -18,7 +18,8 @@ struct net_slirp {
   Slirp *slirp;
   GMainContext *io;
   GSource *source;
-  GArray *pollfds; /* GPollFD, added to @source between prepare and the next */
+  GArray *pollfds; /* GPollFD, added to @source */
+  GArray *next;    /* GPollFD, what slirp asks for now */
   gint64 deadline; /* µs, monotonic: slirp's own timeouts */
   char *bootfile;
   unsigned guest_errors;
@@ -167,8 +168,8 @@ add_poll (int fd, int events, void *opaque)
     p.events |= G_IO_ERR;
   if (events & SLIRP_POLL_HUP)
     p.events |= G_IO_HUP;
-  g_array_append_val (ns->pollfds, p);
-  return (int) ns->pollfds->len - 1;
+  g_array_append_val (ns->next, p);
+  return (int) ns->next->len - 1;
 }
 
 static int
@@ -196,14 +197,31 @@ static gboolean
 source_prepare (GSource *source, gint *timeout)
 {
   net_slirp *ns = ((slirp_source *) source)->ns;
-  for (guint i = 0; i < ns->pollfds->len; i++)
-    g_source_remove_poll (source, &g_array_index (ns->pollfds, GPollFD, i));
-  g_array_set_size (ns->pollfds, 0);
+  g_array_set_size (ns->next, 0);
   uint32_t ms = UINT32_MAX;
   slirp_pollfds_fill (ns->slirp, &ms, add_poll, ns);
-  /* The array is complete: its elements stay put until the next prepare. */
-  for (guint i = 0; i < ns->pollfds->len; i++)
-    g_source_add_poll (source, &g_array_index (ns->pollfds, GPollFD, i));
+  /* Changing a source's polls wakes its context up, so they change only
+   * when slirp's set of descriptors and events does; otherwise the loop
+   * would spin. */
+  bool same = ns->next->len == ns->pollfds->len;
+  for (guint i = 0; same && i < ns->next->len; i++)
+    {
+      const GPollFD *a = &g_array_index (ns->next, GPollFD, i);
+      const GPollFD *b = &g_array_index (ns->pollfds, GPollFD, i);
+      same = a->fd == b->fd && a->events == b->events;
+    }
+  if (!same)
+    {
+      for (guint i = 0; i < ns->pollfds->len; i++)
+        g_source_remove_poll (source,
+                              &g_array_index (ns->pollfds, GPollFD, i));
+      GArray *t = ns->pollfds;
+      ns->pollfds = ns->next;
+      ns->next = t;
+      /* Complete: its elements stay put until the set changes again. */
+      for (guint i = 0; i < ns->pollfds->len; i++)
+        g_source_add_poll (source, &g_array_index (ns->pollfds, GPollFD, i));
+    }
   if (ms == UINT32_MAX)
     {
       ns->deadline = G_MAXINT64;
@@ -264,6 +282,7 @@ slirp_be_free (vmm_net_backend *be)
   if (ns->slirp)
     slirp_cleanup (ns->slirp);
   g_array_unref (ns->pollfds);
+  g_array_unref (ns->next);
   g_free (ns->bootfile);
   g_main_context_unref (ns->io);
   g_free (ns);
@@ -282,6 +301,7 @@ vmm_net_slirp_new (GMainContext *io, const vmm_nic_config *cfg,
   ns->be.ops = &slirp_be_ops;
   ns->io = g_main_context_ref (io);
   ns->pollfds = g_array_new (FALSE, FALSE, sizeof (GPollFD));
+  ns->next = g_array_new (FALSE, FALSE, sizeof (GPollFD));
   ns->bootfile = g_strdup (cfg->bootfile);
 
   SlirpConfig sc = { 0 };

@@ -87,6 +87,11 @@ static int eth_send(struct kit_net *net, const uint8_t dst[6], uint16_t type,
         memset(frame + len, 0, 60 - len);
         len = 60;
     }
+    if (net->capture) {
+        memcpy(net->capture, frame, len);
+        net->capture_len = len;
+        return 0;
+    }
     return net->nic->send(net->nic, frame, len, cs, co);
 }
 
@@ -332,9 +337,13 @@ void kit_net_poll(struct kit_net *net)
         }
         if (ip[9] == PROTO_ICMP)
             icmp_input(net, ip, ip + ihl, tot - ihl, f + 6);
-        else if (ip[9] == PROTO_UDP)
+        else if (ip[9] == PROTO_UDP) {
             udp_input(net, ip, ip + ihl, tot - ihl);
-        else if (ip[9] == PROTO_TCP)
+            /* One datagram at a time: the caller takes it before the next
+             * frame is looked at (no mailbox overwrites under a flood). */
+            if (net->udp_ready)
+                return;
+        } else if (ip[9] == PROTO_TCP)
             tcp_input(net, ip, ip + ihl, tot - ihl, f + 6);
         else
             net->rx_ignored++;
@@ -454,6 +463,47 @@ int kit_net_udp_recv(struct kit_net *net, uint16_t port, void *buf, uint32_t max
             return KIT_NIC_ETIMEDOUT;
         kit_net_poll(net);
     }
+}
+
+static int capture(struct kit_net *net, uint8_t *out, int r)
+{
+    net->capture = NULL;
+    return r ? r : (int)net->capture_len;
+}
+
+int kit_net_build_udp(struct kit_net *net, uint32_t dst, uint16_t sport, uint16_t dport,
+                      const void *data, uint32_t len, uint8_t *out)
+{
+    uint8_t mac[6];
+    int r = route(net, dst, mac);
+    if (r)
+        return r;
+    bool offload = net->offload;
+    net->offload = false;
+    net->capture = out;
+    r = udp_send_mac(net, dst, mac, sport, dport, data, len);
+    net->offload = offload;
+    return capture(net, out, r);
+}
+
+int kit_net_build_ping(struct kit_net *net, uint32_t dst, uint16_t seq, uint8_t *out)
+{
+    uint8_t mac[6];
+    int r = route(net, dst, mac);
+    if (r)
+        return r;
+    uint8_t f[128];
+    uint8_t *icmp = f + 34;
+    icmp[0] = 8;
+    icmp[1] = 0;
+    put16(icmp + 2, 0);
+    put16(icmp + 4, 0x4b49);
+    put16(icmp + 6, seq);
+    memcpy(icmp + 8, "vessel guest-kit ping", 21);
+    put16(icmp + 2, (uint16_t)~csum_fold(csum_add(0, icmp, 29)));
+    net->capture = out;
+    r = ip_send(net, dst, PROTO_ICMP, f, 29, mac, 0, 0);
+    return capture(net, out, r);
 }
 
 /* ---- DHCP ---- */

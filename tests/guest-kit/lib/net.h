@@ -29,6 +29,16 @@ struct kit_nic {
                 uint32_t csum_start, uint32_t csum_offset);
     /* A frame in: its length, 0 when none is waiting, negative on error. */
     int (*recv)(struct kit_nic *n, void *buf, uint32_t max);
+    /* Benchmarks, with as little guest work per frame as can be (CPL0 code
+     * is emulated here): tx_prepare puts one frame into every transmit
+     * buffer; tx_burst posts up to count of them with one notification and
+     * returns how many it posted (the ring holds KIT_NIC_QSIZE - 1);
+     * rx_drain takes every received frame without copying it, posts the
+     * buffers again and returns the frames, adding their lengths (without
+     * any virtio header) to *bytes. Do not mix with send/recv. */
+    void (*tx_prepare)(struct kit_nic *n, const void *frame, uint32_t len);
+    uint32_t (*tx_burst)(struct kit_nic *n, uint32_t count);
+    uint32_t (*rx_drain)(struct kit_nic *n, uint64_t *bytes);
     /* virtio-net */
     uint64_t common, notify, device;
     uint32_t notify_mult;
@@ -38,7 +48,8 @@ struct kit_nic {
     /* e1000 */
     uint64_t regs;               /* BAR0 */
     uint16_t io;                 /* BAR1 */
-    uint32_t rx_cur, tx_cur;
+    uint32_t rx_cur, tx_cur, tx_clean;
+    uint32_t bench_len;
     uint32_t sent, received;
 };
 
@@ -98,12 +109,15 @@ struct kit_net {
         uint32_t done;           /* connections closed */
     } tcp;
     uint32_t rx_frames, rx_ignored;
+    uint8_t *capture;            /* build frames here instead of sending */
+    uint32_t capture_len;
     uint8_t frame[KIT_NIC_BUF];
 };
 
 void kit_net_init(struct kit_net *net, struct kit_nic *nic);
-/* Takes every waiting frame: answers ARP requests and pings for our
- * address, records ARP replies, echo replies and UDP datagrams. */
+/* Takes waiting frames: answers ARP requests and pings for our address,
+ * records ARP replies, echo replies and TCP data; stops after a UDP
+ * datagram (one at a time in net->udp_*). */
 void kit_net_poll(struct kit_net *net);
 /* DHCP DISCOVER / OFFER / REQUEST / ACK; 0 with net->ip etc. set. */
 int kit_net_dhcp(struct kit_net *net, uint64_t us);
@@ -125,6 +139,12 @@ void kit_net_tcp_listen(struct kit_net *net, uint16_t port);
 int kit_net_tcp_send(struct kit_net *net, const void *data, uint32_t len);
 /* Our FIN; the connection ends when the peer acknowledges it. */
 int kit_net_tcp_close(struct kit_net *net);
+/* Frames for benchmarks, built as kit_net_udp_send / kit_net_ping would
+ * send them (the next hop resolved by ARP first) into out (KIT_NIC_BUF
+ * bytes); the length, or negative. */
+int kit_net_build_udp(struct kit_net *net, uint32_t dst, uint16_t sport, uint16_t dport,
+                      const void *data, uint32_t len, uint8_t *out);
+int kit_net_build_ping(struct kit_net *net, uint32_t dst, uint16_t seq, uint8_t *out);
 /* "a.b.c.d" into buf (16 bytes). */
 const char *kit_ip_str(uint32_t ip, char *buf);
 /* The value of word "key=" on the command line as a number, or def. */
