@@ -175,6 +175,62 @@ static int e1000_recv(struct kit_nic *n, void *out, uint32_t max)
     return r;
 }
 
+static void e1000_tx_prepare(struct kit_nic *n, const void *frame, uint32_t len)
+{
+    for (uint32_t i = 0; i < KIT_NIC_QSIZE; i++) {
+        uint8_t *buf = n->dma + TX_BUFS + i * KIT_NIC_BUF;
+        memcpy(buf, frame, len);
+        volatile struct tx_desc *d = txd(n, i);
+        d->addr = (uint64_t)(uintptr_t)buf;
+        d->lower = len | (uint32_t)(0x01 | 0x02 | 0x08) << 24;
+        d->status = 1; /* done: free for the first burst */
+        d->popts = 0;
+        d->special = 0;
+    }
+    n->tx_clean = n->tx_cur;
+    n->bench_len = len;
+}
+
+static uint32_t e1000_tx_burst(struct kit_nic *n, uint32_t count)
+{
+    /* Reclaim what the device finished (DD), then post. */
+    while (n->tx_clean != n->tx_cur && (txd(n, n->tx_clean)->status & 1))
+        n->tx_clean = (n->tx_clean + 1) % KIT_NIC_QSIZE;
+    uint32_t posted = 0;
+    while (posted < count && (n->tx_cur + 1) % KIT_NIC_QSIZE != n->tx_clean) {
+        txd(n, n->tx_cur)->status = 0;
+        n->tx_cur = (n->tx_cur + 1) % KIT_NIC_QSIZE;
+        posted++;
+    }
+    if (posted) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        kit_e1000_write(n, TDT, n->tx_cur);
+        n->sent += posted;
+    }
+    return posted;
+}
+
+static uint32_t e1000_rx_drain(struct kit_nic *n, uint64_t *bytes)
+{
+    uint32_t frames = 0, last = 0;
+    for (;;) {
+        volatile struct rx_desc *d = rxd(n, n->rx_cur);
+        if (!(d->status & 1))
+            break;
+        *bytes += d->len;
+        d->status = 0;
+        last = n->rx_cur;
+        n->rx_cur = (n->rx_cur + 1) % KIT_NIC_QSIZE;
+        frames++;
+    }
+    if (frames) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        kit_e1000_write(n, RDT, last);
+        n->received += frames;
+    }
+    return frames;
+}
+
 int kit_e1000_open(struct kit_nic *n, int index, uint8_t *dma)
 {
     memset(n, 0, sizeof(*n));
@@ -227,5 +283,8 @@ int kit_e1000_open(struct kit_nic *n, int index, uint8_t *dma)
     kit_e1000_write(n, TCTL, (1u << 1) | (1u << 3) | (0x10u << 4) | (0x40u << 12));
     n->send = e1000_send;
     n->recv = e1000_recv;
+    n->tx_prepare = e1000_tx_prepare;
+    n->tx_burst = e1000_tx_burst;
+    n->rx_drain = e1000_rx_drain;
     return 0;
 }

@@ -186,6 +186,62 @@ static int vnet_recv(struct kit_nic *n, void *out, uint32_t max)
     return r;
 }
 
+static void vnet_tx_prepare(struct kit_nic *n, const void *frame, uint32_t len)
+{
+    for (uint16_t i = 0; i < KIT_NIC_QSIZE; i++) {
+        uint8_t *buf = n->dma + TX_BUFS + i * KIT_NIC_BUF;
+        memset(buf, 0, VNET_HDR);
+        memcpy(buf + VNET_HDR, frame, len);
+        desc(n, 1)[i].addr = (uint64_t)(uintptr_t)buf;
+        desc(n, 1)[i].len = VNET_HDR + len;
+        desc(n, 1)[i].flags = 0;
+    }
+    n->bench_len = len;
+}
+
+static uint32_t vnet_tx_burst(struct kit_nic *n, uint32_t count)
+{
+    volatile struct ring_avail *a = avail(n, 1);
+    uint16_t done = used(n, 1)->idx;
+    uint32_t posted = 0;
+    while (posted < count && (uint16_t)(n->tx_avail - done) < KIT_NIC_QSIZE) {
+        a->ring[n->tx_avail % KIT_NIC_QSIZE] = (uint16_t)(n->tx_avail % KIT_NIC_QSIZE);
+        n->tx_avail++;
+        posted++;
+    }
+    if (posted) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        a->idx = n->tx_avail;
+        if (!(used(n, 1)->flags & 1)) /* VIRTQ_USED_F_NO_NOTIFY */
+            kick(n, 1);
+        n->sent += posted;
+    }
+    return posted;
+}
+
+static uint32_t vnet_rx_drain(struct kit_nic *n, uint64_t *bytes)
+{
+    volatile struct ring_used *u = used(n, 0);
+    volatile struct ring_avail *a = avail(n, 0);
+    uint32_t frames = 0;
+    while (u->idx != n->rx_used) {
+        uint32_t i = n->rx_used % KIT_NIC_QSIZE;
+        uint32_t id = u->ring[i].id, len = u->ring[i].len;
+        n->rx_used++;
+        *bytes += len > VNET_HDR ? len - VNET_HDR : 0;
+        frames++;
+        a->ring[n->rx_avail % KIT_NIC_QSIZE] = (uint16_t)(id % KIT_NIC_QSIZE);
+        n->rx_avail++;
+    }
+    if (frames) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        a->idx = n->rx_avail;
+        kick(n, 0);
+        n->received += frames;
+    }
+    return frames;
+}
+
 int kit_vnet_open(struct kit_nic *n, int index, uint8_t *dma)
 {
     memset(n, 0, sizeof(*n));
@@ -271,5 +327,8 @@ int kit_vnet_open(struct kit_nic *n, int index, uint8_t *dma)
     kick(n, 0);
     n->send = vnet_send;
     n->recv = vnet_recv;
+    n->tx_prepare = vnet_tx_prepare;
+    n->tx_burst = vnet_tx_burst;
+    n->rx_drain = vnet_rx_drain;
     return 0;
 }
