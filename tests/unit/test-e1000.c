@@ -558,6 +558,46 @@ test_hostile (T *t, gconstpointer data)
   g_rand_free (r);
 }
 
+static void
+test_state (T *t, gconstpointer data)
+{
+  rings (t, 8);
+  wr (t, E1000_IMS, E1000_ICR_TXDW | E1000_ICR_RXT0);
+  wr (t, E1000_ICS, E1000_ICR_RXT0);
+  wr (t, E1000_MTA + 8, 0x1234);
+  vmm_bus_write (t->pio, BAR1, 4, 0, E1000_RDLEN);
+  /* Half a packet gathered (no EOP yet), and the EEPROM mid-read. */
+  tx_legacy (t, 0, BUFS, 30, 0x02, 0, 0);
+  wr (t, E1000_TDT, 1);
+  wr (t, E1000_EECD, (1u << 6) | 2);
+  g_autoptr (GByteArray) a = g_byte_array_new ();
+  vmm_device *dev = e1000_device (t->e);
+  dev->ops->save_state (dev, a);
+
+  g_autoptr (GError) error = NULL;
+  e1000 *e2 = e1000_create ("e1000-1", &t->mem, NULL, mac, NULL, 0, NULL,
+                            &error);
+  g_assert_no_error (error);
+  vmm_device *dev2 = e1000_device (e2);
+  g_assert_true (dev2->ops->load_state (dev2, a->data, a->len, &error));
+  g_assert_no_error (error);
+  g_autoptr (GByteArray) b = g_byte_array_new ();
+  dev2->ops->save_state (dev2, b);
+  g_assert_cmpmem (a->data, a->len, b->data, b->len);
+  /* Truncated, or with a bad field: refused, nothing changed. */
+  g_assert_false (dev2->ops->load_state (dev2, a->data, a->len - 10, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_autofree uint8_t *bad = g_memdup2 (a->data, a->len);
+  bad[a->len - 30 - 1] = 0xff; /* tx_len's top byte (little-endian) */
+  g_assert_false (dev2->ops->load_state (dev2, bad, a->len, &error));
+  g_clear_error (&error);
+  g_autoptr (GByteArray) c = g_byte_array_new ();
+  dev2->ops->save_state (dev2, c);
+  g_assert_cmpmem (a->data, a->len, c->data, c->len);
+  vmm_device_destroy (dev2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -570,5 +610,6 @@ main (int argc, char **argv)
   ADD ("/e1000/tx", test_tx);
   ADD ("/e1000/rx", test_rx);
   ADD ("/e1000/hostile", test_hostile);
+  ADD ("/e1000/state", test_state);
   return g_test_run ();
 }

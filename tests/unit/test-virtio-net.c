@@ -588,6 +588,46 @@ test_port_overflow (T *t, gconstpointer data)
   g_assert_cmpuint (vmm_net_port_queued (virtio_net_port (t->n)), ==, 0);
 }
 
+static void
+test_state (T *t, gconstpointer data)
+{
+  g_assert_cmphex (drv_init (t, F (VIRTIO_NET_F_MRG_RXBUF)) & 0x40, ==, 0);
+  uint8_t f[200], hdr[VIRTIO_NET_HDR_LEN] = { 0 };
+  size_t len = make_udp (f, 50, false);
+  send_frame (t, 0, BUF_GPA, hdr, f, len);
+  kick (t, 1);
+  g_autoptr (GByteArray) a = g_byte_array_new ();
+  vmm_device *dev = virtio_net_device (t->n);
+  g_mutex_lock (&dev->lock);
+  dev->ops->save_state (dev, a);
+  g_mutex_unlock (&dev->lock);
+  /* Into the same device after a reset: the same bytes come out. */
+  wr (t, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+  g_autoptr (GError) error = NULL;
+  g_mutex_lock (&dev->lock);
+  g_assert_true (dev->ops->load_state (dev, a->data, a->len, &error));
+  g_mutex_unlock (&dev->lock);
+  g_assert_no_error (error);
+  g_autoptr (GByteArray) b = g_byte_array_new ();
+  g_mutex_lock (&dev->lock);
+  dev->ops->save_state (dev, b);
+  g_mutex_unlock (&dev->lock);
+  g_assert_cmpmem (a->data, a->len, b->data, b->len);
+  /* The queues carry on where they were. */
+  send_frame (t, 1, BUF_GPA + 0x1000, hdr, f, len);
+  kick (t, 1);
+  g_assert_cmpuint (n_sent (t), ==, 2);
+  /* Another MAC address, or a truncated blob: refused. */
+  g_autofree uint8_t *bad = g_memdup2 (a->data, a->len);
+  bad[6 + 5] ^= 1; /* after the 6-byte header */
+  g_mutex_lock (&dev->lock);
+  g_assert_false (dev->ops->load_state (dev, bad, a->len, &error));
+  g_clear_error (&error);
+  g_assert_false (dev->ops->load_state (dev, a->data, a->len / 2, &error));
+  g_mutex_unlock (&dev->lock);
+  g_clear_error (&error);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -602,5 +642,6 @@ main (int argc, char **argv)
   ADD ("/virtio-net/rx-mergeable", test_rx_mergeable);
   ADD ("/virtio-net/rx-hostile", test_rx_hostile);
   ADD ("/virtio-net/port-overflow", test_port_overflow);
+  ADD ("/virtio-net/state", test_state);
   return g_test_run ();
 }

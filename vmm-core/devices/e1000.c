@@ -4,6 +4,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "vmm-core/devices/devstate.h"
 #include "vmm-core/devices/pci-rom.h"
 
 #define LOG_FIRST 8
@@ -1007,8 +1008,113 @@ e1000_destroy (vmm_device *dev)
   g_free (e);
 }
 
+#define E1000_STATE_TAG VMM_STATE_TAG ('E', '1', 'K', '0')
+#define E1000_STATE_VERSION 1
+
+static void
+e1000_save_state (vmm_device *dev, GByteArray *out)
+{
+  e1000 *e = (e1000 *) dev;
+  const e1000_regs *r = &e->r;
+  vmm_state_put_header (out, E1000_STATE_TAG, E1000_STATE_VERSION);
+  vmm_state_put_bytes (out, e->pci.config, VMM_PCI_CONFIG_SIZE);
+  for (unsigned i = 0; i < NREGS; i++)
+    vmm_state_put_u32 (out, r->mac[i]);
+  for (unsigned i = 0; i < E1000_EEPROM_WORDS; i++)
+    vmm_state_put_u16 (out, r->eeprom[i]);
+  for (unsigned i = 0; i < PHY_REGS; i++)
+    vmm_state_put_u16 (out, r->phy[i]);
+  vmm_state_put_u32 (out, r->ioaddr);
+  vmm_state_put_u32 (out, r->ee_in);
+  vmm_state_put_u8 (out, (uint8_t) r->ee_nin);
+  vmm_state_put_bool (out, r->ee_reading);
+  vmm_state_put_u8 (out, (uint8_t) (r->ee_outbit + 1));
+  vmm_state_put_u8 (out, (uint8_t) r->ee_addr);
+  const tx_context *c = &r->ctx;
+  vmm_state_put_u8 (out, c->ipcss);
+  vmm_state_put_u8 (out, c->ipcso);
+  vmm_state_put_u16 (out, c->ipcse);
+  vmm_state_put_u8 (out, c->tucss);
+  vmm_state_put_u8 (out, c->tucso);
+  vmm_state_put_u16 (out, c->tucse);
+  vmm_state_put_u8 (out, c->tucmd);
+  vmm_state_put_u8 (out, c->hdrlen);
+  vmm_state_put_u16 (out, c->mss);
+  vmm_state_put_u32 (out, c->paylen);
+  vmm_state_put_bool (out, r->tx_drop);
+  vmm_state_put_bool (out, r->tx_have_popts);
+  vmm_state_put_u8 (out, r->tx_popts);
+  vmm_state_put_bool (out, r->tx_tse);
+  vmm_state_put_u32 (out, r->tx_len);
+  vmm_state_put_bytes (out, e->tx_buf, r->tx_len);
+}
+
+static gboolean
+e1000_load_state (vmm_device *dev, const uint8_t *data, size_t len,
+                  GError **error)
+{
+  e1000 *e = (e1000 *) dev;
+  vmm_state_reader rd;
+  uint8_t config[VMM_PCI_CONFIG_SIZE];
+  if (!vmm_state_begin (&rd, data, len, E1000_STATE_TAG, E1000_STATE_VERSION,
+                        dev->name, error))
+    return FALSE;
+  e1000_regs *r = g_new0 (e1000_regs, 1);
+  vmm_state_get_bytes (&rd, config, sizeof config);
+  for (unsigned i = 0; i < NREGS; i++)
+    r->mac[i] = vmm_state_get_u32 (&rd);
+  for (unsigned i = 0; i < E1000_EEPROM_WORDS; i++)
+    r->eeprom[i] = vmm_state_get_u16 (&rd);
+  for (unsigned i = 0; i < PHY_REGS; i++)
+    r->phy[i] = vmm_state_get_u16 (&rd);
+  r->ioaddr = vmm_state_get_u32 (&rd);
+  r->ee_in = vmm_state_get_u32 (&rd);
+  r->ee_nin = vmm_state_get_u8 (&rd);
+  r->ee_reading = vmm_state_get_bool (&rd);
+  r->ee_outbit = (int) vmm_state_get_u8 (&rd) - 1;
+  r->ee_addr = vmm_state_get_u8 (&rd);
+  tx_context *c = &r->ctx;
+  c->ipcss = vmm_state_get_u8 (&rd);
+  c->ipcso = vmm_state_get_u8 (&rd);
+  c->ipcse = vmm_state_get_u16 (&rd);
+  c->tucss = vmm_state_get_u8 (&rd);
+  c->tucso = vmm_state_get_u8 (&rd);
+  c->tucse = vmm_state_get_u16 (&rd);
+  c->tucmd = vmm_state_get_u8 (&rd);
+  c->hdrlen = vmm_state_get_u8 (&rd);
+  c->mss = vmm_state_get_u16 (&rd);
+  c->paylen = vmm_state_get_u32 (&rd);
+  r->tx_drop = vmm_state_get_bool (&rd);
+  r->tx_have_popts = vmm_state_get_bool (&rd);
+  r->tx_popts = vmm_state_get_u8 (&rd);
+  r->tx_tse = vmm_state_get_bool (&rd);
+  r->tx_len = vmm_state_get_u32 (&rd);
+  vmm_state_check (&rd, !memcmp (config, e->pci.config, 4), "PCI ID");
+  vmm_state_check (&rd, r->ioaddr < E1000_MMIO_SIZE && !(r->ioaddr & 3),
+                   "IOADDR");
+  vmm_state_check (&rd, r->ee_nin < 9 && r->ee_addr < E1000_EEPROM_WORDS
+                            && r->ee_outbit < 16, "EEPROM state");
+  vmm_state_check (&rd, r->tx_len <= E1000_TX_MAX, "transmit length");
+  const uint8_t *pkt = rd.invalid || rd.bad ? NULL
+                                            : vmm_state_take (&rd, r->tx_len);
+  if (!vmm_state_end (&rd, dev->name, error))
+    {
+      g_free (r);
+      return FALSE;
+    }
+  memcpy (e->pci.config, config, sizeof config);
+  e->r = *r;
+  g_free (r);
+  if (e->r.tx_len)
+    memcpy (e->tx_buf, pkt, e->r.tx_len);
+  update_irq (e);
+  return TRUE;
+}
+
 static const vmm_device_ops e1000_device_ops = {
   .reset = e1000_reset,
+  .save_state = e1000_save_state,
+  .load_state = e1000_load_state,
   .destroy = e1000_destroy,
 };
 

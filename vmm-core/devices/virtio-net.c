@@ -10,6 +10,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "vmm-core/devices/devstate.h"
 #include "vmm-core/devices/pci-rom.h"
 
 #define LOG_FIRST 8 /* drops of each kind logged before going quiet */
@@ -369,8 +370,49 @@ net_destroy (vmm_device *dev)
   g_free (n);
 }
 
+/* The guest-visible state is the transport's (the MAC address and the
+ * link are fixed); frames waiting in the port are not guest state. */
+#define NET_STATE_TAG VMM_STATE_TAG ('V', 'N', 'E', 'T')
+#define NET_STATE_VERSION 1
+
+static void
+net_save_state (vmm_device *dev, GByteArray *out)
+{
+  virtio_net *n = (virtio_net *) dev;
+  g_autoptr (GByteArray) t = g_byte_array_new ();
+  vmm_virtio_pci_save (n->vp, t);
+  vmm_state_put_header (out, NET_STATE_TAG, NET_STATE_VERSION);
+  vmm_state_put_bytes (out, n->mac, 6);
+  vmm_state_put_u32 (out, t->len);
+  vmm_state_put_bytes (out, t->data, t->len);
+}
+
+static gboolean
+net_load_state (vmm_device *dev, const uint8_t *data, size_t len,
+                GError **error)
+{
+  virtio_net *n = (virtio_net *) dev;
+  vmm_state_reader rd;
+  uint8_t mac[6];
+  if (!vmm_state_begin (&rd, data, len, NET_STATE_TAG, NET_STATE_VERSION,
+                        dev->name, error))
+    return FALSE;
+  vmm_state_get_bytes (&rd, mac, 6);
+  vmm_state_check (&rd, !memcmp (mac, n->mac, 6), "MAC address");
+  uint32_t tlen = vmm_state_get_u32 (&rd);
+  const uint8_t *tdata = rd.invalid || rd.bad ? NULL
+                                              : vmm_state_take (&rd, tlen);
+  if (!vmm_state_end (&rd, dev->name, error)
+      || !vmm_virtio_pci_load (n->vp, tdata, tlen, error))
+    return FALSE;
+  vmm_net_port_flush_queue (n->port);
+  return TRUE;
+}
+
 static const vmm_device_ops net_device_ops = {
   .reset = net_reset,
+  .save_state = net_save_state,
+  .load_state = net_load_state,
   .destroy = net_destroy,
 };
 
