@@ -14,6 +14,9 @@
 #include "vmm-core/devices/pci-rom.h"
 
 #define LOG_FIRST 8 /* drops of each kind logged before going quiet */
+/* Transmit chains taken in one go before the I/O thread's other work
+ * (disks, timers, slirp's sockets) gets a turn. */
+#define TX_BUDGET 256
 
 /* struct virtio_net_hdr (5.1.6). */
 #define HDR_FLAGS 0
@@ -27,6 +30,7 @@ struct virtio_net {
   char *name;
   vmm_virtio_pci *vp;
   vmm_net_port *port;
+  vmm_net_wake *tx_more; /* the transmit queue had more than TX_BUDGET */
   vmm_pci_rom rom;
   uint8_t mac[6];
   virtio_net_stats stats;
@@ -157,9 +161,16 @@ process_tx (virtio_net *n)
   if (!vq)
     return;
   bool pushed = false;
+  unsigned budget = TX_BUDGET;
   vmm_vq_set_notify (vq, false);
   for (;;)
     {
+      if (n->tx_more && budget-- == 0)
+        {
+          /* Notifications stay off: the rest is taken on the next turn. */
+          vmm_net_wake_raise (n->tx_more);
+          break;
+        }
       g_autoptr (GError) error = NULL;
       uint16_t head;
       int rc = vmm_vq_pop (vq, &head, &error);
@@ -326,6 +337,15 @@ net_receive (void *opaque, const uint8_t *frame, size_t len)
 }
 
 static void
+tx_more_run (void *opaque)
+{
+  virtio_net *n = opaque;
+  g_mutex_lock (&n->dev.lock);
+  process_tx (n);
+  g_mutex_unlock (&n->dev.lock);
+}
+
+static void
 net_queue_notify (void *opaque, unsigned index)
 {
   virtio_net *n = opaque;
@@ -361,6 +381,7 @@ static void
 net_destroy (vmm_device *dev)
 {
   virtio_net *n = (virtio_net *) dev;
+  vmm_net_wake_free (n->tx_more);
   vmm_net_port_free (n->port);
   vmm_virtio_pci_free (n->vp);
   vmm_pci_rom_clear (&n->rom);
@@ -430,6 +451,8 @@ virtio_net_create (const char *name, const vmm_guest_memory *mem,
   n->segs = g_array_new (FALSE, FALSE, sizeof (vmm_vq_seg));
   n->port = vmm_net_port_new (io, net_receive, n);
   vmm_net_port_set_backend (n->port, backend);
+  if (io)
+    n->tx_more = vmm_net_wake_new (io, tx_more_run, n);
   vmm_virtio_pci_info info = {
     .device_type = VIRTIO_ID_NET,
     .class_code = VIRTIO_NET_CLASS,
@@ -452,6 +475,7 @@ virtio_net_create (const char *name, const vmm_guest_memory *mem,
   return n;
 
 fail:
+  vmm_net_wake_free (n->tx_more);
   vmm_net_port_free (n->port);
   vmm_pci_rom_clear (&n->rom);
   g_array_unref (n->segs);
