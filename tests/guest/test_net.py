@@ -3,7 +3,7 @@
 
   test_net.py MODE VESSEL-RUN NET-ELF
   MODE: virtio | e1000 | virtio-offload | e1000-offload | virtio-restrict |
-        e1000-restrict | virtio-hostile | e1000-hostile
+        e1000-restrict | virtio-hostile | e1000-hostile | e1000-second
 
 The guest gets 10.0.2.15 by DHCP, resolves 10.0.2.2 by ARP, pings it, and
 sends a UDP datagram to a server this script runs on 127.0.0.1 (reached from
@@ -15,6 +15,10 @@ restrict: --net ...,restrict=on. The host's loopback is outside: the UDP
 datagram to 10.0.2.2 gets no answer; the TCP forward still works. (libslirp's
 restricted mode drops every UDP datagram from the guest that is not DHCP or
 TFTP, so UDP forwards cannot answer there: only TCP is checked.)
+
+second: two NICs (--net user first, a virtio-net at 00:03.0, then the
+e1000 under test at 00:15.0 with the second default MAC address, each on a
+network of its own); the guest uses the second.
 
 hostile: the guest first misuses the NIC (see guests/net.c), resets it and
 then does all of the above; the log must show the drops counted.
@@ -176,10 +180,15 @@ def main():
         append.append("offload")
     if variant == "hostile":
         append.append("hostile")
+    nets = ["--net", net]
+    mac, slot = "52:54:00:12:34:56", "00:03.0"
+    if variant == "second":
+        nets = ["--net", "user"] + nets
+        mac, slot = "52:54:00:12:34:57", "00:15.0"
     g = Guest([vessel_run, "--kernel", elf, "--memory", "64M", "--display", "none",
-               "--serial", "stdio", "--net", net, "--append", " ".join(append)])
+               "--serial", "stdio"] + nets + ["--append", " ".join(append)])
     try:
-        g.wait(rf"KIT: net nic={model} mac=52:54:00:12:34:56")
+        g.wait(rf"KIT: net nic={model} mac={mac} at {slot}")
         if model == "e1000":
             g.wait(r"KIT: net e1000 eeprom-sum=0xbaba microwire=ok phy-link=1 phy7=error")
         if variant == "hostile":
