@@ -779,6 +779,9 @@ soft_reset (e1000 *e)
   *reg (e, E1000_RAH0) = vmm_pci_get16 (e->mac_addr + 4) | RAH_AV;
   eeprom_fill (e);
   phy_reset (e);
+  /* The link comes up with the reset: the cause waits for drivers that
+   * unmask LSC (INTx stays low while IMS is 0). */
+  *reg (e, E1000_ICR) = E1000_ICR_LSC;
   update_irq (e);
   vmm_net_port_flush_queue (e->port);
 }
@@ -837,7 +840,14 @@ reg_write (e1000 *e, unsigned off, uint32_t v)
         }
       if (v & CTRL_PHY_RST)
         phy_reset (e);
-      *reg (e, off) = v & ~(CTRL_RST | CTRL_PHY_RST);
+      {
+        bool link_up_now = (v & CTRL_SLU) && !(*reg (e, off) & CTRL_SLU);
+        *reg (e, off) = v & ~(CTRL_RST | CTRL_PHY_RST);
+        /* Set link up: the link is there at once; tell drivers that wait
+         * for the interrupt rather than polling STATUS. */
+        if (link_up_now)
+          raise_cause (e, E1000_ICR_LSC);
+      }
       return;
     case E1000_STATUS:
       return;

@@ -8,8 +8,9 @@
  * The expansion ROM BAR carries a boot ROM when one is given.
  *
  * Registers with behaviour (others store what is written and read it
- * back): CTRL (RST resets the device, PHY_RST), STATUS (full duplex, link
- * up, 1000 Mb/s), EECD (a 64-word Microwire EEPROM bit-banged through SK,
+ * back): CTRL (RST resets the device, PHY_RST; the link is up from the
+ * reset on, ICR.LSC pending, and SLU set again raises LSC), STATUS (full
+ * duplex, link up, 1000 Mb/s), EECD (a 64-word Microwire EEPROM bit-banged through SK,
  * CS, DI, DO with the REQ/GNT handshake), EERD (the same words, START /
  * DONE at bit 4 / ADDR 15:8 / DATA 31:16), MDIC (a PHY at address 1 with
  * link up and autonegotiation complete; other addresses answer with the
