@@ -210,6 +210,11 @@ def main():
         if variant == "hostile":
             drops = [l for l in g.errors if "so far" in l]
             assert len(drops) >= 3, f"drops not reported: {g.errors!r}"
+            # Both directions: bad transmit descriptors and bad receive
+            # buffers met by slirp's answers.
+            rx = "receive buffer" if model == "e1000" else "receive chain"
+            assert any(rx in l for l in drops), f"no receive drop: {drops!r}"
+            assert any("transmit" in l for l in drops), f"no transmit drop: {drops!r}"
             log(f"{len(drops)} drop reports")
     finally:
         if g.proc.poll() is None:

@@ -177,6 +177,30 @@ static void hostile_e1000(void)
     kit_e1000_write(&nic, 0x2808, 128);
     kit_e1000_write(&nic, 0x2810, 0);
     kit_e1000_write(&nic, 0x2818, 7);
+    /* A good transmit ring with one ARP request for 10.0.2.2: slirp's
+     * answer meets those receive buffers. */
+    uint8_t *txr = ring + 4096;
+    uint8_t *arp = ring + 6144;
+    memset(txr, 0, 256);
+    memset(arp, 0, 64);
+    memset(arp, 0xff, 6);
+    memcpy(arp + 6, nic.mac, 6);
+    static const uint8_t hdr[] = { 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1 };
+    memcpy(arp + 12, hdr, sizeof(hdr));
+    memcpy(arp + 22, nic.mac, 6);
+    static const uint8_t ips[] = { 10, 0, 2, 15, 0, 0, 0, 0, 0, 0, 10, 0, 2, 2 };
+    memcpy(arp + 28, ips, sizeof(ips));
+    volatile uint64_t *t = (volatile uint64_t *)txr;
+    t[0] = (uint64_t)(uintptr_t)arp;
+    t[1] = 60 | 0x0bULL << 24;
+    kit_e1000_write(&nic, 0x3800, (uint32_t)(uintptr_t)txr);
+    kit_e1000_write(&nic, 0x3804, 0);
+    kit_e1000_write(&nic, 0x3808, 128);
+    kit_e1000_write(&nic, 0x3810, 0);
+    kit_e1000_write(&nic, 0x0400, 0x2);
+    kit_e1000_write(&nic, 0x3818, 1);
+    kit_udelay(300000);
+    kit_printf("KIT: net hostile e1000 rx rdh=%u\n", kit_e1000_read(&nic, 0x2810));
 }
 
 void kit_main(void)
