@@ -689,6 +689,59 @@ engine_add_disk (VesselEngineConfig *out, GVirConfigDomainDisk *disk,
   return TRUE;
 }
 
+/* <interface type='user'> with <model type='virtio|e1000'/>, <mac
+ * address='…'/> and <rom file='…'/> or <rom enabled='no'/>: a NIC on a
+ * user-mode network (libslirp). */
+static gboolean
+engine_add_interface (VesselEngineConfig *out, GVirConfigDomainDevice *dev,
+                      const char *name, GError **error)
+{
+  GVirConfigObject *o = GVIR_CONFIG_OBJECT (dev);
+  g_autofree char *type = object_root_attr (o, "type");
+  if (g_strcmp0 (type, "user"))
+    {
+      g_set_error (error, VESSEL_DEFINITION_ERROR,
+                   VESSEL_DEFINITION_ERROR_UNSUPPORTED,
+                   _("Machine “%s” has a network interface of type %s; "
+                     "Vessel has user-mode networking (type='user')"),
+                   name, type ? type : "?");
+      return FALSE;
+    }
+  if (out->machine.n_nics == VMM_MACHINE_MAX_NICS)
+    {
+      g_set_error (error, VESSEL_DEFINITION_ERROR,
+                   VESSEL_DEFINITION_ERROR_UNSUPPORTED,
+                   _("Machine “%s” has more than %d network interfaces"),
+                   name, VMM_MACHINE_MAX_NICS);
+      return FALSE;
+    }
+  g_autofree char *model = object_child_attr (o, "model", "type");
+  g_autofree char *mac = object_child_attr (o, "mac", "address");
+  g_autofree char *rom = object_child_attr (o, "rom", "file");
+  g_autofree char *rom_on = object_child_attr (o, "rom", "enabled");
+  g_autofree char *spec = g_strdup_printf ("user,model=%s%s%s",
+                                           model ? model : "virtio",
+                                           mac ? ",mac=" : "",
+                                           mac ? mac : "");
+  vmm_nic_config *nc = &out->nics[out->machine.n_nics];
+  g_autoptr (GError) local = NULL;
+  if (!vmm_nic_config_parse (spec, nc, &local))
+    {
+      g_set_error (error, VESSEL_DEFINITION_ERROR,
+                   VESSEL_DEFINITION_ERROR_UNSUPPORTED,
+                   _("Machine “%s”: network interface %s%s: Vessel has "
+                     "virtio and e1000 NICs with unicast MAC addresses"),
+                   name, model ? model : "virtio", mac ? mac : "");
+      return FALSE;
+    }
+  out->machine.n_nics++;
+  if (!g_strcmp0 (rom_on, "no"))
+    nc->romfile = g_strdup ("");
+  else if (rom)
+    nc->romfile = g_strdup (rom);
+  return TRUE;
+}
+
 gboolean
 vessel_definition_to_engine (GVirConfigDomain *domain,
                              VesselEngineConfig *out, GError **error)
@@ -734,6 +787,7 @@ vessel_definition_to_engine (GVirConfigDomain *domain,
                           : VMM_BOOT_DISK;
   out->machine.display = VMM_DISPLAY_NONE;
   out->machine.disks = out->disks;
+  out->machine.nics = out->nics;
   /* <os><bootmenu enable='yes' timeout='MS'/><bios useserial='yes'/>. */
   g_autofree char *menu = object_child_attr (GVIR_CONFIG_OBJECT (os),
                                              "bootmenu", "enable");
@@ -754,6 +808,8 @@ vessel_definition_to_engine (GVirConfigDomain *domain,
       GVirConfigDomainDevice *dev = l->data;
       if (GVIR_CONFIG_IS_DOMAIN_DISK (dev))
         ok = engine_add_disk (out, GVIR_CONFIG_DOMAIN_DISK (dev), name, error);
+      else if (GVIR_CONFIG_IS_DOMAIN_INTERFACE (dev))
+        ok = engine_add_interface (out, dev, name, error);
       else if (GVIR_CONFIG_IS_DOMAIN_VIDEO (dev))
         out->machine.display = VMM_DISPLAY_STD;
       else if (GVIR_CONFIG_IS_DOMAIN_GRAPHICS_VNC (dev) && !out->vnc.enabled)
@@ -770,6 +826,8 @@ void
 vessel_engine_config_clear (VesselEngineConfig *cfg)
 {
   g_clear_pointer (&cfg->strings, g_ptr_array_unref);
+  for (size_t i = 0; i < cfg->machine.n_nics; i++)
+    vmm_nic_config_clear (&cfg->nics[i]);
   vessel_export_clear (&cfg->vnc);
   vessel_export_clear (&cfg->spice);
   memset (&cfg->machine, 0, sizeof cfg->machine);

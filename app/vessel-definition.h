@@ -107,6 +107,7 @@ void vessel_definition_set_meta (GVirConfigDomain *domain, const char *key,
 typedef struct {
   vmm_machine_config machine;
   vmm_disk_config disks[VMM_MACHINE_MAX_DISKS];
+  vmm_nic_config nics[VMM_MACHINE_MAX_NICS]; /* from <interface type='user'> */
   VesselExport vnc;
   VesselExport spice;
   GPtrArray *strings; /* private */

@@ -365,6 +365,7 @@ main (int argc, char **argv)
   g_autofree char *initrd = NULL, *append = NULL, *serial = NULL;
   g_autofree char *debugcon = NULL, *kernel_entry = NULL, *cpu = NULL;
   g_auto (GStrv) disk_specs = NULL;
+  g_auto (GStrv) net_specs = NULL;
   g_autofree char *cdrom = NULL, *boot = NULL, *control = NULL;
   g_autofree char *display = NULL, *vnc = NULL, *spice = NULL;
   g_autofree char *tablet = NULL;
@@ -392,6 +393,11 @@ main (int argc, char **argv)
     { "disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &disk_specs,
       "A disk image (repeatable): PATH[,format=raw|qcow2][,if=ide|virtio]"
       "[,cache=none|writeback][,readonly]; virtio unless if=ide", "SPEC" },
+    { "net", 0, 0, G_OPTION_ARG_STRING_ARRAY, &net_specs,
+      "A NIC on a user-mode network (repeatable): user[,model=virtio|e1000]"
+      "[,mac=52:54:00:12:34:56][,hostfwd=tcp|udp:[HOSTADDR]:PORT-"
+      "[GUESTADDR]:PORT]...[,restrict=on|off][,romfile=PATH|none]"
+      "[,bootfile=NAME]", "SPEC" },
     { "cdrom", 0, 0, G_OPTION_ARG_FILENAME, &cdrom,
       "An ISO image in the CD-ROM drive", "ISO" },
     { "boot", 0, 0, G_OPTION_ARG_STRING, &boot,
@@ -527,6 +533,19 @@ main (int argc, char **argv)
   vmm_disk_config disks[VMM_MACHINE_MAX_DISKS] = { 0 };
   for (size_t i = 0; i < n_disks; i++)
     parse_disk (disk_specs[i], &disks[i]);
+  size_t n_nics = net_specs ? g_strv_length (net_specs) : 0;
+  if (n_nics > VMM_MACHINE_MAX_NICS)
+    die_usage ("--net: at most %d NICs", VMM_MACHINE_MAX_NICS);
+  vmm_nic_config nics[VMM_MACHINE_MAX_NICS] = { 0 };
+  for (size_t i = 0; i < n_nics; i++)
+    {
+      if (!vmm_nic_config_parse (net_specs[i], &nics[i], &error))
+        die_usage ("--net %s: %s", net_specs[i], error->message);
+      if (nics[i].romfile && nics[i].romfile[0]
+          && !g_file_test (nics[i].romfile, G_FILE_TEST_IS_REGULAR))
+        die_usage ("--net %s: romfile %s: no such file", net_specs[i],
+                   nics[i].romfile);
+    }
   if (cdrom && !g_file_test (cdrom, G_FILE_TEST_IS_REGULAR))
     die_usage ("--cdrom %s: no such file", cdrom);
   if (firmware && !g_file_test (firmware, G_FILE_TEST_IS_REGULAR))
@@ -558,6 +577,8 @@ main (int argc, char **argv)
     .boot = boot_device,
     .display = display_kind,
     .disable_tablet = disable_tablet,
+    .nics = nics,
+    .n_nics = n_nics,
   };
   if (r.serial.fd >= 0)
     cfg.serial = (vmm_chardev) { output_write, &r.serial };
@@ -647,5 +668,7 @@ out:
       g_free ((char *) disks[i].path);
       g_free ((char *) disks[i].format);
     }
+  for (size_t i = 0; i < n_nics; i++)
+    vmm_nic_config_clear (&nics[i]);
   return r.status;
 }

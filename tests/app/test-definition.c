@@ -145,7 +145,10 @@ test_foreign_definition (void)
         "<source file='/d.qcow2'/><target dev='vda' bus='virtio'/></disk>"
         "<disk type='file' device='cdrom'><source file='/i.iso'/>"
         "<target dev='hdc' bus='ide'/><readonly/></disk>"
-        "<video><model type='vga'/></video></devices></domain>";
+        "<video><model type='vga'/></video>"
+        "<interface type='user'><mac address='52:54:00:aa:bb:cc'/>"
+        "<model type='e1000'/><rom enabled='no'/></interface>"
+        "<interface type='user'/></devices></domain>";
   g_autofree char *path = tmp_path ("foreign.xml");
   g_assert_true (g_file_set_contents (path, xml, -1, NULL));
   g_autoptr (GError) error = NULL;
@@ -161,6 +164,15 @@ test_foreign_definition (void)
   g_assert_true (cfg.machine.boot_menu);
   g_assert_cmpuint (cfg.machine.boot_menu_wait_ms, ==, 3000);
   g_assert_true (cfg.machine.firmware_serial_console);
+  g_assert_cmpuint (cfg.machine.n_nics, ==, 2);
+  g_assert_true (cfg.machine.nics == cfg.nics);
+  g_assert_cmpint (cfg.nics[0].model, ==, VMM_NIC_E1000);
+  g_assert_true (cfg.nics[0].has_mac);
+  g_assert_cmphex (cfg.nics[0].mac[5], ==, 0xcc);
+  g_assert_cmpstr (cfg.nics[0].romfile, ==, "");
+  g_assert_cmpint (cfg.nics[1].model, ==, VMM_NIC_VIRTIO);
+  g_assert_false (cfg.nics[1].has_mac);
+  g_assert_null (cfg.nics[1].romfile);
   vessel_engine_config_clear (&cfg);
 }
 
@@ -216,6 +228,12 @@ static void
 test_unsupported (void)
 {
   expect_engine_error (DOM ("qemu", ""), "KVM");
+  expect_engine_error (DOM ("kvm", "<interface type='bridge'>"
+                                   "<source bridge='br0'/></interface>"),
+                       "user-mode");
+  expect_engine_error (DOM ("kvm", "<interface type='user'>"
+                                   "<model type='rtl8139'/></interface>"),
+                       "e1000");
   expect_engine_error (DOM ("kvm", "<disk type='file' device='disk'>"
                                    "<source file='/a'/>"
                                    "<target dev='sda' bus='scsi'/></disk>"),

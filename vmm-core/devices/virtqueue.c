@@ -296,6 +296,23 @@ vmm_vq_push (vmm_virtqueue *vq, uint16_t head, uint32_t written)
   st16_release (vq->used + 2, vq->used_idx);
 }
 
+void
+vmm_vq_push_batch (vmm_virtqueue *vq, const uint16_t *heads,
+                   const uint32_t *written, unsigned n)
+{
+  if (!vq->ready)
+    return;
+  for (unsigned i = 0; i < n; i++)
+    {
+      uint8_t *elem = vq->used + 4 + 8 * (size_t) ((vq->used_idx + i)
+                                                   & (vq->size - 1));
+      st32 (elem, heads[i]);
+      st32 (elem + 4, written[i]);
+    }
+  vq->used_idx += (uint16_t) n;
+  st16_release (vq->used + 2, vq->used_idx);
+}
+
 bool
 vmm_vq_should_interrupt (vmm_virtqueue *vq)
 {

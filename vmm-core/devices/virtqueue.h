@@ -96,6 +96,10 @@ gboolean vmm_vq_chain_collect (const vmm_virtqueue *vq, uint16_t head,
 
 /* Returns a chain to the driver with @written bytes written into it. */
 void vmm_vq_push (vmm_virtqueue *vq, uint16_t head, uint32_t written);
+/* Returns @n chains at once: the driver sees all of them or none (one
+ * used->idx store), as mergeable receive buffers need. */
+void vmm_vq_push_batch (vmm_virtqueue *vq, const uint16_t *heads,
+                        const uint32_t *written, unsigned n);
 /* After one or more pushes: whether the driver wants an interrupt now
  * (VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX). */
 bool vmm_vq_should_interrupt (vmm_virtqueue *vq);

@@ -5,6 +5,7 @@
 
 #include "vmm-core/boot/direct-boot.h"
 #include "vmm-core/devices/chardev.h"
+#include "vmm-core/net/net-config.h"
 
 #include <glib.h>
 #include <stdbool.h>
@@ -47,6 +48,7 @@ typedef enum {
 } vmm_boot_device;
 
 #define VMM_MACHINE_MAX_DISKS 16
+#define VMM_MACHINE_MAX_NICS 8
 
 typedef struct vmm_machine_config {
   uint64_t memory; /* bytes */
@@ -80,6 +82,11 @@ typedef struct vmm_machine_config {
   /* The VGA BIOS; NULL: vgabios-stdvga.bin next to the firmware, or the
    * installed one. Not used for a direct boot. */
   const char *vga_rom;
+  /* NICs, each on a user-mode (libslirp) network of its own: the first at
+   * PCI 00:03.0, the others from 00:15.0 up (after the tablet's 00:14.0).
+   * MAC addresses default to 52:54:00:12:34:56, :57, … by position. */
+  const vmm_nic_config *nics;
+  size_t n_nics;
 } vmm_machine_config;
 
 typedef struct vmm_machine vmm_machine;

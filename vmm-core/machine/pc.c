@@ -9,6 +9,7 @@
 #include "vmm-core/bus/bus.h"
 #include "vmm-core/bus/pci.h"
 #include "vmm-core/devices/debugcon.h"
+#include "vmm-core/devices/e1000.h"
 #include "vmm-core/devices/fw-cfg.h"
 #include "vmm-core/devices/i8042.h"
 #include "vmm-core/devices/ide.h"
@@ -20,10 +21,12 @@
 #include "vmm-core/devices/vga.h"
 #include "vmm-core/devices/virtio-blk.h"
 #include "vmm-core/devices/virtio-input.h"
+#include "vmm-core/devices/virtio-net.h"
 #include "vmm-core/kvm/iothread.h"
 #include "vmm-core/kvm/memory.h"
 #include "vmm-core/kvm/vm.h"
 #include "vmm-core/machine/pc-board.h"
+#include "vmm-core/net/slirp.h"
 
 #include <gio/gio.h>
 #include <linux/kvm.h>
@@ -52,6 +55,13 @@
 /* The virtio tablet: the first slot after the virtio disks' (00:14.0). */
 #define PC_TABLET_SLOT (PC_VIRTIO_DISK_SLOT + VMM_MACHINE_MAX_DISKS)
 G_STATIC_ASSERT (PC_TABLET_SLOT < 32);
+/* NICs: the first at 00:03.0 (where QEMU puts it too), the others from
+ * 00:15.0 up, after the tablet. */
+#define PC_FIRST_NIC_SLOT 3
+#define PC_MORE_NICS_SLOT (PC_TABLET_SLOT + 1)
+G_STATIC_ASSERT (PC_MORE_NICS_SLOT + VMM_MACHINE_MAX_NICS - 1 < 32);
+#define PC_IPXE_DIR "/usr/lib/ipxe/qemu"
+
 /* Screen refresh: KVM's dirty log of the framebuffer, then the renderer
  * redraws only rows that changed. */
 #define PC_DISPLAY_REFRESH_NS (G_GUINT64_CONSTANT (1000000000) / 30)
@@ -95,6 +105,9 @@ struct vmm_machine {
   uint64_t lfb_gpa; /* VMM_PCI_UNMAPPED when the framebuffer has no slot */
   uint64_t vga_rom_gpa; /* the same for the VGA option ROM */
   unsigned long *dirty_bitmap;
+  vmm_nic_config *nics; /* deep copy of the config's */
+  vmm_device *nic_dev[VMM_MACHINE_MAX_NICS];
+  unsigned n_nic_dev;
   virtio_blk *vblk[VMM_MACHINE_MAX_DISKS];
   VmmBlock *vblk_image[VMM_MACHINE_MAX_DISKS];
   unsigned n_vblk;
@@ -401,6 +414,8 @@ pc_do_reset (vmm_machine *m)
     vmm_device_reset (vga_device (m->vga));
   if (m->tablet)
     vmm_device_reset (virtio_input_device (m->tablet));
+  for (unsigned i = 0; i < m->n_nic_dev; i++)
+    vmm_device_reset (m->nic_dev[i]);
   vmm_device_reset (uart16550_device (m->com1));
   vmm_device_reset (debugcon_device (m->dbg));
   vmm_device_reset (rtc_device (m->rtc));
@@ -1149,6 +1164,97 @@ pc_attach_storage (vmm_machine *m, GPtrArray *disk_boot, GError **error)
   return TRUE;
 }
 
+/* --- network ------------------------------------------------------------ */
+
+/* The boot ROM a NIC carries: the config's, none for "", else Debian's
+ * iPXE for the model when installed (firmware boots only). */
+static gboolean
+pc_load_nic_rom (vmm_machine *m, const vmm_nic_config *nc, char **rom,
+                 gsize *rom_len, GError **error)
+{
+  g_autofree char *path = NULL;
+  *rom = NULL;
+  *rom_len = 0;
+  if (nc->romfile)
+    {
+      if (!nc->romfile[0])
+        return TRUE;
+      path = g_strdup (nc->romfile);
+    }
+  else
+    {
+      if (m->kernel)
+        return TRUE;
+      path = g_build_filename (PC_IPXE_DIR, nc->model == VMM_NIC_E1000
+                                                ? "pxe-e1000.rom"
+                                                : "pxe-virtio.rom", NULL);
+      if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        return TRUE;
+    }
+  if (!g_file_get_contents (path, rom, rom_len, error))
+    {
+      g_prefix_error (error, "NIC boot ROM: ");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+pc_attach_nics (vmm_machine *m, GError **error)
+{
+  GMainContext *io = vmm_iothread_context (m->io);
+  for (size_t i = 0; i < m->cfg.n_nics; i++)
+    {
+      const vmm_nic_config *nc = &m->nics[i];
+      unsigned slot = i == 0 ? PC_FIRST_NIC_SLOT
+                             : PC_MORE_NICS_SLOT + (unsigned) i - 1;
+      uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, (uint8_t) (0x56 + i) };
+      if (nc->has_mac)
+        memcpy (mac, nc->mac, 6);
+      g_autofree char *rom = NULL;
+      gsize rom_len = 0;
+      if (!pc_load_nic_rom (m, nc, &rom, &rom_len, error))
+        return FALSE;
+      vmm_net_backend *be = vmm_net_slirp_new (io, nc, error);
+      if (!be)
+        return FALSE;
+      g_autofree char *name = g_strdup_printf ("%s%zu",
+                                               nc->model == VMM_NIC_E1000
+                                                   ? "e1000-" : "virtio-net",
+                                               i);
+      gboolean ok;
+      if (nc->model == VMM_NIC_E1000)
+        {
+          e1000 *e = e1000_create (name, &m->mem, io, mac,
+                                   (const uint8_t *) rom, rom_len, be, error);
+          if (!e)
+            {
+              be->ops->free (be);
+              return FALSE;
+            }
+          m->nic_dev[m->n_nic_dev++] = e1000_device (e);
+          ok = e1000_attach (e, m->pci, VMM_PCI_DEVFN (slot, 0), error);
+        }
+      else
+        {
+          virtio_net *n = virtio_net_create (name, &m->mem, io, &m->msi_host,
+                                             &m->ioeventfd_host, mac,
+                                             (const uint8_t *) rom, rom_len,
+                                             be, error);
+          if (!n)
+            {
+              be->ops->free (be);
+              return FALSE;
+            }
+          m->nic_dev[m->n_nic_dev++] = virtio_net_device (n);
+          ok = virtio_net_attach (n, m->pci, VMM_PCI_DEVFN (slot, 0), error);
+        }
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 pc_build_bootorder (vmm_machine *m, GPtrArray *disk_boot)
 {
@@ -1193,6 +1299,23 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
       g_free (m);
       return NULL;
     }
+  if (cfg->n_nics > VMM_MACHINE_MAX_NICS)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%zu NICs asked for; a machine takes at most %d",
+                   cfg->n_nics, VMM_MACHINE_MAX_NICS);
+      g_ptr_array_unref (m->bootorder);
+      g_free (m->cdrom_path);
+      g_free (m->kernel);
+      g_free (m->initrd);
+      g_free (m->cmdline);
+      g_free (m);
+      return NULL;
+    }
+  m->nics = g_new0 (vmm_nic_config, cfg->n_nics + 1);
+  for (size_t i = 0; i < cfg->n_nics; i++)
+    vmm_nic_config_copy (&m->nics[i], &cfg->nics[i]);
+  m->cfg.nics = m->nics;
   m->disks = g_new0 (vmm_disk_config, cfg->n_disks + 1);
   for (size_t i = 0; i < cfg->n_disks; i++)
     {
@@ -1299,6 +1422,8 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   disk_boot = g_ptr_array_new_with_free_func (g_free);
   if (!pc_attach_storage (m, disk_boot, error))
     goto fail;
+  if (!pc_attach_nics (m, error))
+    goto fail;
   pc_build_bootorder (m, disk_boot);
 
   if (!pc_build_acpi (m, error))
@@ -1347,6 +1472,8 @@ vmm_machine_free (vmm_machine *m)
   display_input_free (m->input);
   if (m->tablet)
     vmm_device_destroy (virtio_input_device (m->tablet));
+  for (unsigned i = 0; i < m->n_nic_dev; i++)
+    vmm_device_destroy (m->nic_dev[i]);
   pc_board_destroy (&m->board);
   vmm_iothread_free (m->io);
   m->io = NULL;
@@ -1380,6 +1507,9 @@ vmm_machine_free (vmm_machine *m)
       g_free ((char *) m->disks[i].format);
     }
   g_free (m->disks);
+  for (size_t i = 0; m->nics && i < m->cfg.n_nics; i++)
+    vmm_nic_config_clear (&m->nics[i]);
+  g_free (m->nics);
   g_free (m->cdrom_path);
   g_free (m->error);
   g_mutex_clear (&m->state_lock);
