@@ -194,27 +194,44 @@ static const display_listener_ops vnc_listener_ops = {
   .on_resize = vnc_on_resize,
 };
 
-/* Copies a rectangle of @img into the framebuffer, 0xXXRRGGBB host words
- * becoming rfb's default R, G, B byte order. */
+/* Copies a rectangle of @img into the framebuffer: row by row, as is; the
+ * framebuffer has the surface's pixel format (vnc_native_format). */
 static void
 vnc_copy_rect (display_vnc *v, const display_image *img, int x, int y, int w,
                int h)
 {
-  for (int row = y; row < y + h; row++)
+  size_t fb_stride = (size_t) v->fb_width * 4;
+  const uint8_t *src = img->pixels + (size_t) y * img->stride + (size_t) x * 4;
+  uint8_t *dst = (uint8_t *) v->fb + (size_t) y * fb_stride + (size_t) x * 4;
+  if (x == 0 && w == v->fb_width && (size_t) img->stride == fb_stride)
     {
-      const uint32_t *src
-          = (const uint32_t *) (img->pixels + (size_t) row * img->stride) + x;
-      uint8_t *dst = (uint8_t *) v->fb
-                     + ((size_t) row * v->fb_width + x) * 4;
-      for (int i = 0; i < w; i++)
-        {
-          uint32_t p = src[i];
-          dst[4 * i + 0] = (uint8_t) (p >> 16);
-          dst[4 * i + 1] = (uint8_t) (p >> 8);
-          dst[4 * i + 2] = (uint8_t) p;
-          dst[4 * i + 3] = 0xff;
-        }
+      memcpy (dst, src, fb_stride * h);
+      return;
     }
+  for (int row = 0; row < h; row++)
+    memcpy (dst + row * fb_stride, src + (size_t) row * img->stride,
+            (size_t) w * 4);
+}
+
+/* The server's pixel format is the surface's, 0xXXRRGGBB host words, so
+ * that a frame is copied with memcpy and a client asking for that format
+ * (most do, and QEMU's is the same) gets it untranslated. rfbGetScreen and
+ * rfbNewFramebuffer set R, G, B byte order: put the shifts back and give
+ * every client the matching translation. */
+static void
+vnc_native_format (display_vnc *v)
+{
+  rfbPixelFormat *f = &v->screen->serverFormat;
+  if (f->redShift == 16 && f->greenShift == 8 && f->blueShift == 0)
+    return;
+  f->redShift = 16;
+  f->greenShift = 8;
+  f->blueShift = 0;
+  rfbClientIteratorPtr it = rfbGetClientIterator (v->screen);
+  rfbClientPtr cl;
+  while ((cl = rfbClientIteratorNext (it)) != NULL)
+    v->screen->setTranslateFunction (cl);
+  rfbReleaseClientIterator (it);
 }
 
 /* On the server thread: bring the framebuffer up to date with the
@@ -241,6 +258,7 @@ vnc_refresh (display_vnc *v)
       v->fb_height = img->height;
       vnc_copy_rect (v, img, 0, 0, img->width, img->height);
       rfbNewFramebuffer (v->screen, v->fb, img->width, img->height, 8, 3, 4);
+      vnc_native_format (v);
       g_free (old);
     }
   else if (resized)
@@ -442,6 +460,7 @@ display_vnc_new (display_surface *surface, display_input *input,
   int argc = 0;
   v->screen = rfbGetScreen (&argc, NULL, v->fb_width, v->fb_height, 8, 3, 4);
   v->screen->frameBuffer = v->fb;
+  vnc_native_format (v);
   v->screen->desktopName = "Vessel";
   v->screen->screenData = v;
   v->screen->alwaysShared = TRUE;
