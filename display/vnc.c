@@ -38,7 +38,9 @@ struct display_vnc {
   display_input *input;
   display_listener *listener;
   rfbScreenInfoPtr screen;
-  char *fb; /* the rfb framebuffer: width * height * 4, rfb's RGBX order */
+  /* The rfb framebuffer is the surface's image itself (held by a
+   * reference), served in its own pixel format: no copy. */
+  display_image *img;
   int fb_width, fb_height;
   char *passwords[2];
   GThread *thread;
@@ -194,36 +196,21 @@ static const display_listener_ops vnc_listener_ops = {
   .on_resize = vnc_on_resize,
 };
 
-/* Copies a rectangle of @img into the framebuffer: row by row, as is; the
- * framebuffer has the surface's pixel format (vnc_native_format). */
-static void
-vnc_copy_rect (display_vnc *v, const display_image *img, int x, int y, int w,
-               int h)
-{
-  size_t fb_stride = (size_t) v->fb_width * 4;
-  const uint8_t *src = img->pixels + (size_t) y * img->stride + (size_t) x * 4;
-  uint8_t *dst = (uint8_t *) v->fb + (size_t) y * fb_stride + (size_t) x * 4;
-  if (x == 0 && w == v->fb_width && (size_t) img->stride == fb_stride)
-    {
-      memcpy (dst, src, fb_stride * h);
-      return;
-    }
-  for (int row = 0; row < h; row++)
-    memcpy (dst + row * fb_stride, src + (size_t) row * img->stride,
-            (size_t) w * 4);
-}
-
 /* The server's pixel format is the surface's, 0xXXRRGGBB host words, so
- * that a frame is copied with memcpy and a client asking for that format
- * (most do, and QEMU's is the same) gets it untranslated. rfbGetScreen and
- * rfbNewFramebuffer set R, G, B byte order: put the shifts back and give
- * every client the matching translation. */
+ * that the surface's image is the framebuffer and a client asking for that
+ * format (depth 24 in 32 bits: most do, and QEMU's is the same) gets it
+ * untranslated. rfbGetScreen and rfbNewFramebuffer set depth 32 and R, G, B
+ * byte order: put depth and shifts back and give every client the matching
+ * translation. */
 static void
 vnc_native_format (display_vnc *v)
 {
   rfbPixelFormat *f = &v->screen->serverFormat;
-  if (f->redShift == 16 && f->greenShift == 8 && f->blueShift == 0)
+  if (f->depth == 24 && f->redShift == 16 && f->greenShift == 8
+      && f->blueShift == 0)
     return;
+  v->screen->depth = 24;
+  f->depth = 24;
   f->redShift = 16;
   f->greenShift = 8;
   f->blueShift = 0;
@@ -249,23 +236,23 @@ vnc_refresh (display_vnc *v)
   if (!resized && damage.n == 0)
     return;
 
+  /* libvncserver reads the image while the renderer writes it, as a copy
+   * would: a torn rectangle is damaged again and sent again. */
   display_image *img = display_surface_acquire (v->surface);
-  if (img->width != v->fb_width || img->height != v->fb_height)
+  if (img != v->img)
     {
-      char *old = v->fb;
-      v->fb = g_malloc ((size_t) img->width * img->height * 4);
+      display_image *old = v->img;
+      v->img = img; /* the acquired reference */
       v->fb_width = img->width;
       v->fb_height = img->height;
-      vnc_copy_rect (v, img, 0, 0, img->width, img->height);
-      rfbNewFramebuffer (v->screen, v->fb, img->width, img->height, 8, 3, 4);
+      rfbNewFramebuffer (v->screen, (char *) img->pixels, img->width,
+                         img->height, 8, 3, 4);
       vnc_native_format (v);
-      g_free (old);
+      display_image_release (old);
+      return;
     }
-  else if (resized)
-    {
-      vnc_copy_rect (v, img, 0, 0, img->width, img->height);
-      rfbMarkRectAsModified (v->screen, 0, 0, img->width, img->height);
-    }
+  if (resized)
+    rfbMarkRectAsModified (v->screen, 0, 0, img->width, img->height);
   else
     for (unsigned i = 0; i < damage.n; i++)
       {
@@ -273,10 +260,8 @@ vnc_refresh (display_vnc *v)
         int x0 = CLAMP (r->x, 0, img->width), y0 = CLAMP (r->y, 0, img->height);
         int x1 = CLAMP (r->x + r->w, 0, img->width);
         int y1 = CLAMP (r->y + r->h, 0, img->height);
-        if (x1 <= x0 || y1 <= y0)
-          continue;
-        vnc_copy_rect (v, img, x0, y0, x1 - x0, y1 - y0);
-        rfbMarkRectAsModified (v->screen, x0, y0, x1, y1);
+        if (x1 > x0 && y1 > y0)
+          rfbMarkRectAsModified (v->screen, x0, y0, x1, y1);
       }
   display_image_release (img);
 }
@@ -450,16 +435,14 @@ display_vnc_new (display_surface *surface, display_input *input,
   v->service = g_strdup_printf ("%d", port);
   v->family = g_steal_pointer (&family);
 
-  display_image *img = display_surface_acquire (surface);
-  v->fb_width = img->width;
-  v->fb_height = img->height;
-  v->fb = g_malloc0 ((size_t) v->fb_width * v->fb_height * 4);
-  display_image_release (img);
+  v->img = display_surface_acquire (surface);
+  v->fb_width = v->img->width;
+  v->fb_height = v->img->height;
 
   /* No argv: nothing from the command line reaches libvncserver. */
   int argc = 0;
   v->screen = rfbGetScreen (&argc, NULL, v->fb_width, v->fb_height, 8, 3, 4);
-  v->screen->frameBuffer = v->fb;
+  v->screen->frameBuffer = (char *) v->img->pixels;
   vnc_native_format (v);
   v->screen->desktopName = "Vessel";
   v->screen->screenData = v;
@@ -500,7 +483,7 @@ display_vnc_free (display_vnc *v)
   rfbShutdownServer (v->screen, TRUE);
   /* Clients' gone hooks ran in rfbShutdownServer/rfbScreenCleanup. */
   rfbScreenCleanup (v->screen);
-  g_free (v->fb);
+  display_image_release (v->img);
   g_free (v->passwords[0]);
   g_ptr_array_unref (v->clients);
   g_free (v->host);
