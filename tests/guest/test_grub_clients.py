@@ -7,8 +7,10 @@ SeaBIOS boots grub-rescue-cdrom.iso from the ATAPI drive with both --vnc
 and --spice (SeaBIOS mirrors the text screen on COM1, so the menu is
 awaited there). Once GRUB's menu is up:
 
-1. Home through QMP send-key stops GRUB's countdown without moving the
-   selection (the first entry stays highlighted).
+1. With --keys, Home through QMP send-key stops GRUB's countdown without
+   moving the selection (the first entry stays highlighted); without, the
+   countdown boots the first entry, which fails, and GRUB shows its menu
+   again (the captures wait for it).
 2. gvnccapture (gtk-vnc) and spicy-screenshot (spice-gtk) capture the
    screen: 720x400 (80x25 text), OCR (tesseract) reads "GNU GRUB" in both,
    and the highlighted line (GRUB draws it black on light grey) is the
@@ -16,12 +18,14 @@ awaited there). Once GRUB's menu is up:
 3. With --keys: Down typed through an RFB client (a KeyEvent with
    XK_Down, over the VNC server's input path) moves the highlight: a fresh
    capture through each client shows the light-grey bar one text row
-   lower, and the old line no longer highlighted. Not run by default: on
-   the nested KVM of the build machines, keys reach SeaBIOS's boot menu
-   (which waits in sti; hlt) but not GRUB's menu, which polls int 16h and
-   so depends on IRQ 1 arriving in SeaBIOS's two-instruction interrupt
-   window (sti; nop; pause; cli); GRUB's countdown, timed with the TSC,
-   also runs several times too fast there. Open in issue 5.
+   lower, and the old line no longer highlighted. Not run by default:
+   on the nested KVM of the build machines keys reach SeaBIOS's boot menu
+   (which waits in sti; hlt) but not GRUB's menu, which polls int 16h with
+   interrupts off between calls, so IRQ 1 must arrive in SeaBIOS's
+   two-instruction window (sti; nop; pause; cli). A boot sector polling
+   int 16h AH=01 the same way gets no keys there under Vessel nor under
+   QEMU 7.2 (send-key over QMP), so the limit is the host's. GRUB's
+   countdown, timed with the TSC, also runs several times too fast there.
 
 Skips (77) only when /dev/kvm is unusable; GRUB takes a while to load under
 a nested KVM (its menu after tens of seconds).
