@@ -38,7 +38,9 @@ struct display_vnc {
   display_input *input;
   display_listener *listener;
   rfbScreenInfoPtr screen;
-  char *fb; /* the rfb framebuffer: width * height * 4, rfb's RGBX order */
+  /* The rfb framebuffer is the surface's image itself (held by a
+   * reference), served in its own pixel format: no copy. */
+  display_image *img;
   int fb_width, fb_height;
   char *passwords[2];
   GThread *thread;
@@ -194,27 +196,29 @@ static const display_listener_ops vnc_listener_ops = {
   .on_resize = vnc_on_resize,
 };
 
-/* Copies a rectangle of @img into the framebuffer, 0xXXRRGGBB host words
- * becoming rfb's default R, G, B byte order. */
+/* The server's pixel format is the surface's, 0xXXRRGGBB host words, so
+ * that the surface's image is the framebuffer and a client asking for that
+ * format (depth 24 in 32 bits: most do, and QEMU's is the same) gets it
+ * untranslated. rfbGetScreen and rfbNewFramebuffer set depth 32 and R, G, B
+ * byte order: put depth and shifts back and give every client the matching
+ * translation. */
 static void
-vnc_copy_rect (display_vnc *v, const display_image *img, int x, int y, int w,
-               int h)
+vnc_native_format (display_vnc *v)
 {
-  for (int row = y; row < y + h; row++)
-    {
-      const uint32_t *src
-          = (const uint32_t *) (img->pixels + (size_t) row * img->stride) + x;
-      uint8_t *dst = (uint8_t *) v->fb
-                     + ((size_t) row * v->fb_width + x) * 4;
-      for (int i = 0; i < w; i++)
-        {
-          uint32_t p = src[i];
-          dst[4 * i + 0] = (uint8_t) (p >> 16);
-          dst[4 * i + 1] = (uint8_t) (p >> 8);
-          dst[4 * i + 2] = (uint8_t) p;
-          dst[4 * i + 3] = 0xff;
-        }
-    }
+  rfbPixelFormat *f = &v->screen->serverFormat;
+  if (f->depth == 24 && f->redShift == 16 && f->greenShift == 8
+      && f->blueShift == 0)
+    return;
+  v->screen->depth = 24;
+  f->depth = 24;
+  f->redShift = 16;
+  f->greenShift = 8;
+  f->blueShift = 0;
+  rfbClientIteratorPtr it = rfbGetClientIterator (v->screen);
+  rfbClientPtr cl;
+  while ((cl = rfbClientIteratorNext (it)) != NULL)
+    v->screen->setTranslateFunction (cl);
+  rfbReleaseClientIterator (it);
 }
 
 /* On the server thread: bring the framebuffer up to date with the
@@ -232,22 +236,23 @@ vnc_refresh (display_vnc *v)
   if (!resized && damage.n == 0)
     return;
 
+  /* libvncserver reads the image while the renderer writes it, as a copy
+   * would: a torn rectangle is damaged again and sent again. */
   display_image *img = display_surface_acquire (v->surface);
-  if (img->width != v->fb_width || img->height != v->fb_height)
+  if (img != v->img)
     {
-      char *old = v->fb;
-      v->fb = g_malloc ((size_t) img->width * img->height * 4);
+      display_image *old = v->img;
+      v->img = img; /* the acquired reference */
       v->fb_width = img->width;
       v->fb_height = img->height;
-      vnc_copy_rect (v, img, 0, 0, img->width, img->height);
-      rfbNewFramebuffer (v->screen, v->fb, img->width, img->height, 8, 3, 4);
-      g_free (old);
+      rfbNewFramebuffer (v->screen, (char *) img->pixels, img->width,
+                         img->height, 8, 3, 4);
+      vnc_native_format (v);
+      display_image_release (old);
+      return;
     }
-  else if (resized)
-    {
-      vnc_copy_rect (v, img, 0, 0, img->width, img->height);
-      rfbMarkRectAsModified (v->screen, 0, 0, img->width, img->height);
-    }
+  if (resized)
+    rfbMarkRectAsModified (v->screen, 0, 0, img->width, img->height);
   else
     for (unsigned i = 0; i < damage.n; i++)
       {
@@ -255,10 +260,8 @@ vnc_refresh (display_vnc *v)
         int x0 = CLAMP (r->x, 0, img->width), y0 = CLAMP (r->y, 0, img->height);
         int x1 = CLAMP (r->x + r->w, 0, img->width);
         int y1 = CLAMP (r->y + r->h, 0, img->height);
-        if (x1 <= x0 || y1 <= y0)
-          continue;
-        vnc_copy_rect (v, img, x0, y0, x1 - x0, y1 - y0);
-        rfbMarkRectAsModified (v->screen, x0, y0, x1, y1);
+        if (x1 > x0 && y1 > y0)
+          rfbMarkRectAsModified (v->screen, x0, y0, x1, y1);
       }
   display_image_release (img);
 }
@@ -432,16 +435,15 @@ display_vnc_new (display_surface *surface, display_input *input,
   v->service = g_strdup_printf ("%d", port);
   v->family = g_steal_pointer (&family);
 
-  display_image *img = display_surface_acquire (surface);
-  v->fb_width = img->width;
-  v->fb_height = img->height;
-  v->fb = g_malloc0 ((size_t) v->fb_width * v->fb_height * 4);
-  display_image_release (img);
+  v->img = display_surface_acquire (surface);
+  v->fb_width = v->img->width;
+  v->fb_height = v->img->height;
 
   /* No argv: nothing from the command line reaches libvncserver. */
   int argc = 0;
   v->screen = rfbGetScreen (&argc, NULL, v->fb_width, v->fb_height, 8, 3, 4);
-  v->screen->frameBuffer = v->fb;
+  v->screen->frameBuffer = (char *) v->img->pixels;
+  vnc_native_format (v);
   v->screen->desktopName = "Vessel";
   v->screen->screenData = v;
   v->screen->alwaysShared = TRUE;
@@ -481,7 +483,7 @@ display_vnc_free (display_vnc *v)
   rfbShutdownServer (v->screen, TRUE);
   /* Clients' gone hooks ran in rfbShutdownServer/rfbScreenCleanup. */
   rfbScreenCleanup (v->screen);
-  g_free (v->fb);
+  display_image_release (v->img);
   g_free (v->passwords[0]);
   g_ptr_array_unref (v->clients);
   g_free (v->host);

@@ -3,6 +3,7 @@
 
   test_input_clients.py keys VESSEL-RUN PS2-ECHO-ELF
   test_input_clients.py pointer VESSEL-RUN TABLET-ELF
+  test_input_clients.py spice-pointer VESSEL-RUN TABLET-ELF
 
 keys: the guest ps2-echo prints every byte of the i8042 keyboard (set 1,
 translation on). gvncviewer (gtk-vnc) runs on a private Xvfb and xdotool
@@ -18,6 +19,13 @@ minimal RFB client (PointerEvents at exact pixels, and a wheel step), then
 through gvncviewer with xdotool moving and clicking the X pointer over the
 framebuffer (the widget sits below gvncviewer's menu bar; its offset is the
 window's height less the framebuffer's).
+
+spice-pointer: the same guest with --spice; remote-viewer (virt-viewer) on
+a private Xvfb shows the 800x600 display unscaled, xdotool moves and clicks
+the X pointer over it, and SPICE's client mouse mode sends the position
+absolute. The display's offset inside the window is learnt from one
+motion; each click after it at display pixel (x, y) must land at the
+scaled position as above (±1), corners included.
 
 Skips (77) only when /dev/kvm is unusable. Waits on serial lines, never on
 fixed sleeps.
@@ -47,13 +55,16 @@ def log(msg):
 
 
 class Guest:
-    def __init__(self, vessel_run, elf, tmp, append=None):
+    def __init__(self, vessel_run, elf, tmp, append=None, spice=False):
         self.serial = os.path.join(tmp, "serial.txt")
         sock = os.path.join(tmp, "qmp.sock")
         self.port = tv.free_port()
         args = [vessel_run, "--kernel", elf, "--memory", "128M",
                 "--serial", "file:" + self.serial, "--control", sock,
                 "--vnc", f"127.0.0.1:{self.port}"]
+        if spice:
+            self.spice_port = tv.free_port()
+            args += ["--spice", f"127.0.0.1:{self.spice_port}"]
         if append:
             args += ["--append", append]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
@@ -279,18 +290,114 @@ def run_pointer(vessel_run, elf, tmp):
         g.stop()
 
 
+def start_xvfb(size, tmp):
+    """An Xvfb server of @size ("WxH") on a free display."""
+    r, w = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(w), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+        pass_fds=(w,), stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(w)
+    with os.fdopen(r) as f:
+        display = f.readline().strip()
+    assert display, "Xvfb did not start"
+    env = dict(os.environ, DISPLAY=":" + display)
+    env.pop("WAYLAND_DISPLAY", None)
+    return xvfb, env
+
+
+def run_spice_pointer(vessel_run, elf, tmp):
+    """remote-viewer on an Xvfb screen larger than the guest's, so it shows
+    the 800x600 display unscaled; xdotool moves and clicks the X pointer
+    over it. SPICE's client mouse mode (the tablet is there) sends absolute
+    positions. Where the display sits inside the window (below menus and
+    a toolbar, inside GTK's window margins) is learnt from one motion:
+    every click after it must land at the pixel it was made on."""
+    w, h = 800, 600
+    g = Guest(vessel_run, elf, tmp, append=f"mode={w}x{h}x32", spice=True)
+    xvfb = viewer = None
+    try:
+        g.wait(r"KIT: tablet ready name=\"Vessel Tablet\" max=32767 screen=800x600")
+        xvfb, env = start_xvfb("1280x1024", tmp)
+        viewer = subprocess.Popen(
+            ["remote-viewer", f"spice://127.0.0.1:{g.spice_port}"], env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(tmp, "remote-viewer.log"), "wb"))
+
+        def xdotool(*args):
+            r = subprocess.run(["xdotool", *args], env=env, capture_output=True,
+                               text=True, timeout=30)
+            assert r.returncode == 0, f"xdotool {args}: {r.stderr}"
+            return r.stdout
+
+        # The inputs channel up and the client's mouse mode in force.
+        while True:
+            info = g.qmp.cmd("query-spice")["return"]
+            if info["mouse-mode"] == "client" and any(
+                    c["channel-type"] == 3 for c in info["channels"]):
+                break
+            assert viewer.poll() is None, "remote-viewer ended"
+            assert time.monotonic() < g.deadline, f"SPICE client not ready: {info}"
+            time.sleep(0.05)
+        # The window named after the guest ("Vessel ..."), once it holds the
+        # whole 800x600 display.
+        while True:
+            r = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^Vessel"],
+                               env=env, capture_output=True, text=True)
+            wid = r.stdout.split()[0] if r.returncode == 0 and r.stdout.split() else None
+            if wid:
+                geo = dict(line.split("=", 1) for line in
+                           xdotool("getwindowgeometry", "--shell", wid).split())
+                ww, wh = int(geo["WIDTH"]), int(geo["HEIGHT"])
+                if ww >= w and wh >= h:
+                    break
+            assert viewer.poll() is None, "remote-viewer ended"
+            assert time.monotonic() < g.deadline, "no remote-viewer window"
+            time.sleep(0.1)
+        xdotool("windowfocus", "--sync", wid)
+        # One motion to the middle of the display's likely place: where it
+        # lands gives the display's offset in the window.
+        px, py = ww // 2, wh - h // 2
+        xdotool("mousemove", "--window", wid, str(px), str(py))
+        m = g.wait(r"abs (\d+) (\d+) buttons 0\n", "remote-viewer motion")
+        gx = round(int(m.group(1)) * (w - 1) / ABS_MAX)
+        gy = round(int(m.group(2)) * (h - 1) / ABS_MAX)
+        off_x, off_y = px - gx, py - gy
+        log(f"remote-viewer window {ww}x{wh}: motion to +{px}+{py} landed at guest "
+            f"({gx}, {gy}); the display is at +{off_x}+{off_y}")
+        assert 0 <= off_x <= ww - w and 0 <= off_y <= wh - h, \
+            f"display at +{off_x}+{off_y} does not fit a {ww}x{wh} window"
+        for x, y in ((400, 300), (10, 590), (790, 20), (123, 456), (0, 0), (w - 1, h - 1)):
+            xdotool("mousemove", "--window", wid, str(x + off_x), str(y + off_y))
+            xdotool("click", "1")
+            expect_click(g, x, y, w, h, 1, "remote-viewer press")
+            expect_click(g, x, y, w, h, 0, "remote-viewer release")
+        assert g.proc.poll() is None
+    finally:
+        for p in (viewer, xvfb):
+            if p and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        g.stop()
+
+
 def main():
     mode, vessel_run, elf = sys.argv[1:4]
     if not tv.kvm_usable():
         print("SKIP: /dev/kvm is not usable here")
         return 77
-    for tool in ("gvncviewer", "xdotool", "Xvfb"):
+    for tool in ("gvncviewer", "remote-viewer", "xdotool", "Xvfb"):
         assert shutil.which(tool), f"{tool} is missing: tools/install-deps.sh --test"
     with tempfile.TemporaryDirectory(prefix="vessel-input-") as tmp:
         if mode == "keys":
             run_keys(vessel_run, elf, tmp)
         elif mode == "pointer":
             run_pointer(vessel_run, elf, tmp)
+        elif mode == "spice-pointer":
+            run_spice_pointer(vessel_run, elf, tmp)
         else:
             raise SystemExit(f"unknown mode {mode}")
     print(f"input {mode}: ok")

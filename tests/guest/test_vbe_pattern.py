@@ -8,7 +8,9 @@ back three ways and compared with the pattern computed here:
   - a QMP screendump over the control socket (PNG): every pixel, exactly;
   - gvnccapture, a real VNC client (gtk-vnc; PNG): every pixel, exactly;
   - vncsnapshot, a real VNC client (TightVNC; JPEG, decoded with djpeg):
-    the middle of each bar and of the border, within JPEG's error.
+    the middle of each bar and of the border, within JPEG's error;
+  - spicy-screenshot, a real SPICE client (spice-gtk; PPM) on the same
+    machine's SPICE server: every pixel, exactly.
 
 At 15/16 bpp the expected colours are the guest's truncation expanded the
 way the renderer does (bit replication), at 8 bpp the 6-bit DAC's.
@@ -27,6 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location("test_vnc", os.path.join(HERE, "test_vnc.py"))
 tv = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tv)
+spec = importlib.util.spec_from_file_location("test_spice", os.path.join(HERE, "test_spice.py"))
+ts = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ts)
 
 BORDER = 4
 BARS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0),
@@ -141,10 +146,12 @@ def run_mode(vessel_run, guest, mode, tmp):
     serial = os.path.join(tmp, f"{mode}-serial.txt")
     sock = os.path.join(tmp, f"{mode}-qmp.sock")
     port = tv.free_port()
+    spice_port = tv.free_port()
     proc = subprocess.Popen(
         [vessel_run, "--kernel", guest, "--append", f"mode={mode}", "--memory", "128M",
          "--serial", "file:" + serial, "--control", sock,
-         "--vnc", f"127.0.0.1:{port}"], stdin=subprocess.DEVNULL)
+         "--vnc", f"127.0.0.1:{port}", "--spice", f"127.0.0.1:{spice_port}"],
+        stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     try:
         qmp = tv.Qmp(sock, deadline)
@@ -195,6 +202,18 @@ def run_mode(vessel_run, guest, mode, tmp):
         assert diff is None, f"{mode} vncsnapshot: {diff}"
         log(f"{mode}: vncsnapshot shows the bars and the border")
 
+        sppm = os.path.join(tmp, f"{mode}-spicy.ppm")
+
+        def spicy():
+            r = ts.spicy_screenshot(spice_port, sppm)
+            assert r.returncode == 0 and os.path.exists(sppm), \
+                f"spicy-screenshot failed ({r.returncode}): {r.stderr.strip()}"
+            return ts.read_ppm(sppm)[2]
+        diff = until_matches("spicy-screenshot", spicy,
+                             lambda rows: compare_exact(rows, w, h, bpp), deadline)
+        assert diff is None, f"{mode} spicy-screenshot: {diff}"
+        log(f"{mode}: spicy-screenshot matches the pattern exactly")
+
         qmp.cmd("quit")
         proc.wait(timeout=30)
     finally:
@@ -209,7 +228,7 @@ def main():
     if not tv.kvm_usable():
         print("SKIP: /dev/kvm is not usable here")
         return 77
-    for tool in ("gvnccapture", "vncsnapshot", "djpeg"):
+    for tool in ("gvnccapture", "vncsnapshot", "djpeg", "spicy-screenshot"):
         assert shutil.which(tool), f"{tool} is missing: tools/install-deps.sh --test"
     with tempfile.TemporaryDirectory(prefix="vessel-vbe-") as tmp:
         for mode in modes:
