@@ -1178,6 +1178,13 @@ spice_teardown_on_context (gpointer data)
    * still holds or leaves it to us: sp->issued frees the rest). */
   spice_server_destroy (sp->server);
   sp->server = NULL;
+#if SPICE_SERVER_VERSION <= 0x000f01
+  /* spice-server 0.15 allocates the keyboard's and the mouse's state in
+   * add_interface, has no remove for them, and does not free them on
+   * destroy: they are ours to free once it is gone. */
+  g_clear_pointer (&sp->kbd.st, g_free);
+  g_clear_pointer (&sp->mouse.st, g_free);
+#endif
   spice_leave (prev);
   /* Whatever spice-server did not remove must not fire on freed state. */
   GHashTableIter it;
