@@ -1,7 +1,6 @@
 /* The application (see vessel-application.h). */
 #include "app/vessel-application.h"
 
-#include "vmm-core/block/block.h"
 #include "wizards/vessel-assistant.h"
 
 #include <glib/gi18n.h>
@@ -44,36 +43,6 @@ error_dialog (VesselApplication *self, const char *heading, const char *body)
   adw_message_dialog_add_response (ADW_MESSAGE_DIALOG (d), "close",
                                    _("_Close"));
   gtk_window_present (GTK_WINDOW (d));
-}
-
-VesselMachine *
-vessel_application_create_machine (VesselApplication *self, const char *title,
-                                   const char *iso, guint64 memory_bytes,
-                                   guint cpus, guint64 disk_bytes,
-                                   GError **error)
-{
-  g_autofree char *name = vessel_definition_make_name (title);
-  g_autoptr (GVirConfigDomain) d
-      = vessel_definition_new (name, title, memory_bytes, cpus);
-  if (iso && *iso)
-    vessel_definition_set_cdrom (d, iso);
-  VesselMachine *m = vessel_library_add (self->library, d, error);
-  if (!m || !disk_bytes)
-    return m;
-  g_autofree char *disk = vessel_library_disk_path (self->library, m,
-                                                    "disk.qcow2");
-  VmmBlockCreateOptions opts = { .format = "qcow2", .size = disk_bytes };
-  if (!vmm_block_create (disk, &opts, error))
-    {
-      vessel_library_remove (self->library, m, NULL);
-      vessel_library_finish_remove (self->library, m);
-      return NULL;
-    }
-  vessel_definition_add_disk (vessel_machine_get_domain (m), disk, "qcow2",
-                              TRUE);
-  if (!vessel_machine_save (m, error))
-    return NULL;
-  return m;
 }
 
 /* ---- new machine --------------------------------------------------- */

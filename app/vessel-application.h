@@ -35,14 +35,4 @@ void vessel_application_set_accels_enabled (VesselApplication *self,
  * or NULL. */
 VesselAssistant *vessel_application_get_assistant (VesselApplication *self);
 
-/* Creates a machine with a new qcow2 disk of @disk_bytes in the library
- * (0: no disk) and @iso in its CD-ROM drive (may be NULL). */
-VesselMachine *vessel_application_create_machine (VesselApplication *self,
-                                                  const char *title,
-                                                  const char *iso,
-                                                  guint64 memory_bytes,
-                                                  guint cpus,
-                                                  guint64 disk_bytes,
-                                                  GError **error);
-
 G_END_DECLS

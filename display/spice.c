@@ -135,24 +135,9 @@ display_spice_spec_parse (const char *text, display_spice_spec *spec,
                           GError **error)
 {
   memset (spec, 0, sizeof *spec);
-  g_auto (GStrv) parts = g_strsplit (text, ",", -1);
-  const char *addr = parts[0] ? parts[0] : "";
-  for (guint i = 1; parts[0] && parts[i]; i++)
-    {
-      if (g_str_has_prefix (parts[i], "password-file=")
-          && parts[i][strlen ("password-file=")])
-        {
-          g_free (spec->password_file);
-          spec->password_file
-              = g_strdup (parts[i] + strlen ("password-file="));
-        }
-      else
-        {
-          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                       "'%s' is not password-file=FILE", parts[i]);
-          goto fail;
-        }
-    }
+  g_autofree char *addr = NULL;
+  if (!display_listen_spec_split (text, &addr, &spec->password_file, error))
+    return FALSE;
   const char *colon = strrchr (addr, ':');
   if (!colon || (colon != addr && addr[0] != '[' && memchr (addr, ':',
                                                   (size_t) (colon - addr))))

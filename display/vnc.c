@@ -70,28 +70,39 @@ vnc_log (const char *fmt, ...)
 /* --- spec and password --------------------------------------------------- */
 
 gboolean
-display_vnc_spec_parse (const char *text, display_vnc_spec *spec,
-                        GError **error)
+display_listen_spec_split (const char *text, char **addr,
+                           char **password_file, GError **error)
 {
-  memset (spec, 0, sizeof *spec);
   g_auto (GStrv) parts = g_strsplit (text, ",", -1);
-  const char *addr = parts[0] ? parts[0] : "";
+  g_autofree char *file = NULL;
   for (guint i = 1; parts[0] && parts[i]; i++)
     {
       if (g_str_has_prefix (parts[i], "password-file=")
           && parts[i][strlen ("password-file=")])
         {
-          g_free (spec->password_file);
-          spec->password_file
-              = g_strdup (parts[i] + strlen ("password-file="));
+          g_free (file);
+          file = g_strdup (parts[i] + strlen ("password-file="));
         }
       else
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                        "'%s' is not password-file=FILE", parts[i]);
-          goto fail;
+          return FALSE;
         }
     }
+  *addr = g_strdup (parts[0] ? parts[0] : "");
+  *password_file = g_steal_pointer (&file);
+  return TRUE;
+}
+
+gboolean
+display_vnc_spec_parse (const char *text, display_vnc_spec *spec,
+                        GError **error)
+{
+  memset (spec, 0, sizeof *spec);
+  g_autofree char *addr = NULL;
+  if (!display_listen_spec_split (text, &addr, &spec->password_file, error))
+    return FALSE;
   const char *colon = strrchr (addr, ':');
   if (!colon)
     {

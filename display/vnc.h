@@ -33,6 +33,12 @@ gboolean display_vnc_spec_parse (const char *text, display_vnc_spec *spec,
                                  GError **error);
 void display_vnc_spec_clear (display_vnc_spec *spec);
 
+/* The options both --vnc and --spice take after the address:
+ * ADDR[,password-file=F]. Sets *@addr (a copy) and *@password_file (NULL
+ * when absent); on error neither is set. */
+gboolean display_listen_spec_split (const char *text, char **addr,
+                                    char **password_file, GError **error);
+
 /* The password: the file's first line (without its line end); must not be
  * empty. VNC authentication uses its first 8 bytes. */
 char *display_vnc_read_password (const char *path, GError **error);
