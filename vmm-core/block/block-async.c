@@ -115,6 +115,10 @@ static void deliver(Request *req)
 {
   VmmBlock *bs = req->bs;
   GMainContext *ctx = bs->completion_ctx;
+  g_mutex_lock(&bs->async_lock);
+  if (--bs->transferring == 0)
+    g_cond_broadcast(&bs->async_cond);
+  g_mutex_unlock(&bs->async_lock);
   if (ctx) {
     GSource *src = g_idle_source_new();
     g_source_set_priority(src, G_PRIORITY_DEFAULT);
@@ -334,10 +338,19 @@ void vmm_block_submit(VmmBlock *bs, VmmBlockOp op, uint64_t offset, void *buf,
     bs->pool = g_thread_pool_new(worker, NULL, VMM_BLOCK_POOL_THREADS, FALSE,
                                  NULL);
   bs->in_flight++;
+  bs->transferring++;
   g_mutex_unlock(&bs->async_lock);
   if ((op == VMM_BLOCK_OP_READ || op == VMM_BLOCK_OP_WRITE) && try_uring(req))
     return;
   g_thread_pool_push(bs->pool, req, NULL);
+}
+
+void vmm_block_wait_transfers(VmmBlock *bs)
+{
+  g_mutex_lock(&bs->async_lock);
+  while (bs->transferring > 0)
+    g_cond_wait(&bs->async_cond, &bs->async_lock);
+  g_mutex_unlock(&bs->async_lock);
 }
 
 void vmm_block_drain(VmmBlock *bs)

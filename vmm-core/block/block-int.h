@@ -50,6 +50,7 @@ struct VmmBlock {
   GMutex async_lock;
   GCond async_cond;
   unsigned in_flight;
+  unsigned transferring; /* submitted, data not yet moved (async_lock) */
   struct VmmBlockUring *uring; /* io_uring data path (block-async.c), or NULL */
   gboolean uring_failed;       /* io_uring unavailable: worker pool only */
 };

@@ -106,6 +106,11 @@ void vmm_block_submit(VmmBlock *bs, VmmBlockOp op, uint64_t offset, void *buf,
 /* Waits for every submitted request to complete (callbacks that are posted to
  * a GMainContext may still be pending in that context). */
 void vmm_block_drain(VmmBlock *bs);
+/* Waits until every submitted request has moved its data (its completion
+ * may still be on its way): after it returns, no request writes into a
+ * buffer given to vmm_block_submit().  Needs no GMainContext, so a device
+ * model may call it from any thread but the block layer's own. */
+void vmm_block_wait_transfers(VmmBlock *bs);
 
 /* ---- image tool operations ---- */
 typedef struct {

@@ -22,6 +22,9 @@ struct virtio_blk {
   gint refs; /* the owner's, plus one per request in flight */
   bool destroyed;
   GPtrArray *requests;  /* in flight, current generation */
+  /* Reads into the guest's own buffers not yet completed (any generation):
+   * a reset waits for their data to land first. */
+  unsigned direct_reads;
   unsigned in_flight[VIRTIO_BLK_MAX_QUEUES];
   bool processing[VIRTIO_BLK_MAX_QUEUES]; /* process_queue is on the stack */
   /* Heads restored from a saved state, to be run again. */
@@ -43,6 +46,7 @@ typedef struct blk_req {
   uint64_t done;  /* data bytes transferred so far */
   uint64_t chunk; /* bytes of the request in flight */
   uint8_t *bounce;
+  bool direct; /* the block layer reads/writes the guest's buffer itself */
   uint32_t written; /* bytes written into the guest's buffers */
   uint8_t *ranges;  /* DISCARD / WRITE_ZEROES segments, copied once */
   unsigned n_ranges;
@@ -69,7 +73,7 @@ req_free (blk_req *req)
 {
   g_array_unref (req->rd);
   g_array_unref (req->wr);
-  g_free (req->bounce);
+  g_aligned_free (req->bounce);
   g_free (req->ranges);
   g_free (req);
 }
@@ -96,6 +100,39 @@ sg_copy (GArray *segs, uint64_t offset, uint8_t *buf, uint64_t len,
       len -= n;
       offset = 0;
     }
+}
+
+/* The host address of bytes [@offset, @offset + @len) of the segments' byte
+ * stream when they lie in one host-contiguous run (adjacent segments that
+ * continue each other count as one), else NULL. */
+static uint8_t *
+sg_contiguous (GArray *segs, uint64_t offset, uint64_t len)
+{
+  uint8_t *start = NULL, *next = NULL;
+  for (guint i = 0; i < segs->len && len; i++)
+    {
+      const vmm_vq_seg *s = &g_array_index (segs, vmm_vq_seg, i);
+      uint8_t *host = (uint8_t *) s->host;
+      uint64_t n;
+      if (!start)
+        {
+          if (offset >= s->len)
+            {
+              offset -= s->len;
+              continue;
+            }
+          start = host + offset;
+          n = MIN (len, s->len - offset);
+          next = start;
+        }
+      else if (host == next)
+        n = MIN (len, s->len);
+      else
+        return NULL;
+      next += n;
+      len -= n;
+    }
+  return len ? NULL : start;
 }
 
 static uint64_t
@@ -138,6 +175,8 @@ req_done (VmmBlock *bs, gboolean ok, const GError *error, gpointer data)
   blk_req *req = data;
   virtio_blk *blk = req->blk;
   g_mutex_lock (&blk->dev.lock);
+  if (req->direct && req->type == VIRTIO_BLK_T_IN)
+    blk->direct_reads--;
   if (blk->destroyed || req->generation != blk->generation)
     {
       g_mutex_unlock (&blk->dev.lock);
@@ -157,7 +196,8 @@ req_done (VmmBlock *bs, gboolean ok, const GError *error, gpointer data)
   switch (req->type)
     {
     case VIRTIO_BLK_T_IN:
-      sg_copy (req->wr, req->done, req->bounce, req->chunk, true);
+      if (!req->direct)
+        sg_copy (req->wr, req->done, req->bounce, req->chunk, true);
       req->written += (uint32_t) req->chunk;
       req->done += req->chunk;
       break;
@@ -190,16 +230,37 @@ req_step (blk_req *req)
             req_finish (req, VIRTIO_BLK_S_OK);
             return;
           }
-        req->chunk = MIN (req->data_len - req->done, VIRTIO_BLK_BOUNCE_MAX);
-        if (!req->bounce)
-          req->bounce = g_malloc (MIN (req->data_len, VIRTIO_BLK_BOUNCE_MAX));
         uint64_t off = req->sector * VIRTIO_BLK_SECTOR + req->done;
         bool out = req->type == VIRTIO_BLK_T_OUT;
+        VmmBlockOp op = out ? VMM_BLOCK_OP_WRITE : VMM_BLOCK_OP_READ;
+        /* Data in one run of guest memory goes straight between the image
+         * and the guest (no copy on this thread; O_DIRECT where the guest's
+         * buffer is aligned); scattered data goes through a bounce buffer. */
+        uint8_t *guest = req->done ? NULL
+                         : out ? sg_contiguous (req->rd, BLK_HEADER_BYTES,
+                                                req->data_len)
+                               : sg_contiguous (req->wr, 0, req->data_len);
+        if (guest)
+          {
+            req->direct = true;
+            req->chunk = req->data_len;
+            if (!out)
+              blk->direct_reads++;
+            vmm_block_submit (blk->bs, op, off, guest, req->chunk, req_done,
+                              req);
+            return;
+          }
+        req->chunk = MIN (req->data_len - req->done, VIRTIO_BLK_BOUNCE_MAX);
+        if (!req->bounce)
+          /* aligned, so that cache=none images take it with O_DIRECT */
+          req->bounce = g_aligned_alloc (1, MIN (req->data_len,
+                                                 VIRTIO_BLK_BOUNCE_MAX),
+                                         4096);
         if (out)
           sg_copy (req->rd, BLK_HEADER_BYTES + req->done, req->bounce,
                    req->chunk, false);
-        vmm_block_submit (blk->bs, out ? VMM_BLOCK_OP_WRITE : VMM_BLOCK_OP_READ,
-                          off, req->bounce, req->chunk, req_done, req);
+        vmm_block_submit (blk->bs, op, off, req->bounce, req->chunk, req_done,
+                          req);
         return;
       }
     case VIRTIO_BLK_T_FLUSH:
@@ -455,7 +516,12 @@ blk_virtio_reset (void *opaque)
 {
   virtio_blk *blk = opaque;
   /* In-flight requests stay with the block layer; their completions see
-   * the new generation and drop their data. */
+   * the new generation and drop their data.  Reads that go straight into
+   * guest memory cannot be dropped, so the reset waits until their data
+   * has landed: after it, nothing from before writes the guest's RAM
+   * (a device reset stops its DMA, virtio 1.2 2.1.1). */
+  if (blk->direct_reads)
+    vmm_block_wait_transfers (blk->bs);
   blk->generation++;
   g_ptr_array_set_size (blk->requests, 0);
   for (unsigned i = 0; i < blk->num_queues; i++)
