@@ -542,23 +542,25 @@ static gboolean wait_allocs(Qcow2 *q, uint64_t first, uint64_t n)
   return TRUE;
 }
 
-/* Newly allocated host clusters [host, host + n clusters) for guest clusters
- * [first, first+n): writes len bytes of data at data_host without the lock
- * (the clusters are registered so that other writes to them wait), then
- * points the L2 entries at them (data before metadata). */
-static gboolean finish_alloc_write(Qcow2 *q, uint64_t first, uint64_t n,
-                                   uint64_t host, uint64_t data_host,
-                                   const uint8_t *data, size_t len,
-                                   GError **error)
+/* With the lock held: registers guest clusters [first, first+n) as being
+ * written to newly allocated host clusters, so that other writes to them
+ * wait (wait_allocs), and drops the lock for the data I/O. */
+static void alloc_begin(Qcow2 *q, uint64_t first, uint64_t n)
 {
-  VmmBlock *bs = q->bs;
   uint64_t reg[2] = { first, n };
   g_mutex_lock(&q->alloc_mutex);
   g_array_append_vals(q->allocs, reg, 2);
   g_mutex_unlock(&q->alloc_mutex);
-  g_rec_mutex_unlock(&bs->lock);
-  gboolean ok = vmm_block_pwrite(bs, data_host, data, len, error);
-  g_rec_mutex_lock(&bs->lock);
+  g_rec_mutex_unlock(&q->bs->lock);
+}
+
+/* Takes the lock back after the data I/O of alloc_begin(); if it went well,
+ * points the L2 entries at host clusters [host, host + n clusters) (data
+ * before metadata), else frees them; then ends the registration. */
+static gboolean alloc_end(Qcow2 *q, uint64_t first, uint64_t n, uint64_t host,
+                          gboolean ok, GError **error)
+{
+  g_rec_mutex_lock(&q->bs->lock);
   if (ok) {
     q->need_sync = TRUE;
     for (uint64_t j = 0; j < n && ok; j++) {
@@ -590,6 +592,39 @@ static gboolean finish_alloc_write(Qcow2 *q, uint64_t first, uint64_t n,
   g_cond_broadcast(&q->alloc_cond);
   g_mutex_unlock(&q->alloc_mutex);
   return ok;
+}
+
+/* Newly allocated host clusters [host, host + n clusters) for guest clusters
+ * [first, first+n): writes len bytes of data at data_host without the lock,
+ * then points the L2 entries at them. */
+static gboolean finish_alloc_write(Qcow2 *q, uint64_t first, uint64_t n,
+                                   uint64_t host, uint64_t data_host,
+                                   const uint8_t *data, size_t len,
+                                   GError **error)
+{
+  alloc_begin(q, first, n);
+  gboolean ok = vmm_block_pwrite(q->bs, data_host, data, len, error);
+  return alloc_end(q, first, n, host, ok, error);
+}
+
+/* A write of part of a guest cluster this layer does not define yet, over a
+ * backing file: the new host cluster is filled from the backing file merged
+ * with the new bytes, without the image lock, so that copy-on-writes to
+ * different clusters (and other requests) proceed side by side. */
+static gboolean finish_cow_write(Qcow2 *q, uint64_t off, const uint8_t *data,
+                                 size_t len, uint64_t host, GError **error)
+{
+  uint64_t in = qcow2_offset_in_cluster(off, q->cluster_bits);
+  uint64_t first = off >> q->cluster_bits;
+  alloc_begin(q, first, 1);
+  uint8_t *c = g_aligned_alloc(1, q->cluster_size, 4096);
+  gboolean ok = read_unallocated(q, off - in, c, q->cluster_size, error);
+  if (ok) {
+    memcpy(c + in, data, len);
+    ok = vmm_block_pwrite(q->bs, host, c, q->cluster_size, error);
+  }
+  g_aligned_free(c);
+  return alloc_end(q, first, 1, host, ok, error);
 }
 
 /* Writes [off, off+len) inside one guest cluster; data NULL means zeroes. */
@@ -635,6 +670,12 @@ static gboolean write_in_cluster(Qcow2 *q, uint64_t off, const uint8_t *data,
       return finish_alloc_write(q, off >> q->cluster_bits, 1, host, host + in,
                                 data, len, error);
     qcow2_free_later(q, host, q->cluster_size);
+  }
+  if (data && type == C_UNALLOCATED && q->backing) {
+    uint64_t host;
+    if (!qcow2_alloc_clusters(q, 1, &host, error))
+      return FALSE;
+    return finish_cow_write(q, off, data, len, host, error);
   }
   /* Build the whole new cluster: old content merged with the new bytes. */
   uint8_t *c = g_aligned_alloc(1, q->cluster_size, 4096);

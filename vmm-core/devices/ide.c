@@ -703,7 +703,7 @@ dma_request_free (dma_request *req)
   if (req->atapi && req->bs)
     atapi_end_io (req->d->cd, req->bs);
   g_array_unref (req->segs);
-  g_free (req->bounce);
+  g_aligned_free (req->bounce);
   g_free (req);
 }
 
@@ -899,7 +899,8 @@ dma_try_start (ide_channel *ch)
   req->disk_off = d->dma_lba * sector;
   req->len = len;
   req->segs = g_steal_pointer (&segs);
-  req->bounce = g_malloc (MIN (len, (uint64_t) DMA_CHUNK));
+  /* page-aligned, so that a cache=none image takes it with O_DIRECT */
+  req->bounce = g_aligned_alloc (1, MIN (len, (uint64_t) DMA_CHUNK), 4096);
   ch->dma_busy = true;
   dma_next (req);
 }
