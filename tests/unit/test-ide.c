@@ -651,22 +651,49 @@ static void
 test_large_dma (fixture *f, gconstpointer data)
 {
   /* 2048 sectors (1 MiB, every sector of the disk) with 64 KiB PRDs (count
-   * 0), through more than one bounce chunk. */
-  uint8_t *t = f->mem.host + 0x1000;
-  for (unsigned i = 0; i < 16; i++)
+   * 0): once as one run of guest memory (read straight into it), once with
+   * a 4 KiB gap after every buffer (through the bounce buffer). */
+  for (unsigned gap = 0; gap <= 4096; gap += 4096)
     {
-      vmm_pci_put32 (t + 8 * i, 0x100000 + i * 65536);
-      vmm_pci_put32 (t + 8 * i + 4, i == 15 ? 0x80000000u : 0);
+      uint8_t *t = f->mem.host + 0x1000;
+      uint32_t stride = 65536 + gap;
+      for (unsigned i = 0; i < 16; i++)
+        {
+          vmm_pci_put32 (t + 8 * i, 0x100000 + i * stride);
+          vmm_pci_put32 (t + 8 * i + 4, i == 15 ? 0x80000000u : 0);
+        }
+      memset (f->mem.host + 0x100000, 0, 16 * stride);
+      tu_outl (f->pio, BM + 4, 0x1000);
+      tu_outb (f->pio, BM, 0x08);
+      lba48 (f, 0, 2048);
+      tu_outb (f->pio, P + 7, 0x25);
+      tu_outb (f->pio, BM, 0x09);
+      g_assert_cmphex (wait_ready (f, CTL), ==, DRDY | 0x10);
+      for (unsigned s = 0; s < 2048; s++)
+        check_pattern (f->mem.host + 0x100000 + (s / 128) * stride
+                           + (s % 128) * 512,
+                       s, 1);
+      tu_outb (f->pio, BM, 0x08);
     }
-  tu_outl (f->pio, BM + 4, 0x1000);
-  tu_outb (f->pio, BM, 0x08);
-  lba48 (f, 0, 2048);
-  tu_outb (f->pio, P + 7, 0x25);
-  tu_outb (f->pio, BM, 0x09);
-  g_assert_cmphex (wait_ready (f, CTL), ==, DRDY | 0x10);
-  for (unsigned s = 0; s < 2048; s++)
-    check_pattern (f->mem.host + 0x100000 + s * 512, s, 1);
-  tu_outb (f->pio, BM, 0x08);
+}
+
+static void
+test_reset_in_flight (fixture *f, gconstpointer data)
+{
+  /* A READ DMA in flight when the controller is reset: its data (read
+   * straight into guest memory) has landed when the reset returns, and
+   * nothing of it reaches the guest after: no memory write, no
+   * interrupt. */
+  make_prd (f, 0x1000, 0x20000, 16 * 512, 16 * 512);
+  memset (f->mem.host + 0x20000, 0xcc, 16 * 512);
+  fake_irq_clear_counts (&f->irq);
+  dma_command (f, 0xc8, 40, 16, false, true);
+  vmm_device_reset (ide_device (f->ide));
+  check_pattern (f->mem.host + 0x20000, 40, 16);
+  memset (f->mem.host + 0x20000, 0xcc, 16 * 512);
+  ide_drain (f->ide);
+  g_assert_cmphex (f->mem.host[0x20000], ==, 0xcc);
+  g_assert_cmpuint (f->irq.raised[14], ==, 0);
 }
 
 static void
@@ -997,6 +1024,7 @@ main (int argc, char **argv)
   ADD ("multiple", test_multiple);
   ADD ("dma", test_dma);
   ADD ("dma-large", test_large_dma);
+  ADD ("dma-reset-in-flight", test_reset_in_flight);
   ADD ("flush-and-power", test_flush);
   ADD ("errors", test_errors);
   g_test_add ("/ide/read-only", fixture, NULL, setup_ro, test_read_only,

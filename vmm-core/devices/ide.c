@@ -175,7 +175,10 @@ struct ide_channel {
   uint32_t prd_addr;
   int dma_unit;  /* drive with a DMA command, or -1 */
   bool dma_busy; /* a request of it is in flight */
-  unsigned gen;  /* bumped to disown in-flight requests */
+  unsigned gen;  /* bumped to disown in-flight requests (dma_disown) */
+  /* The image a DMA read of the current generation reads straight into
+   * guest memory, while it is in flight (dma_disown waits for it). */
+  VmmBlock *direct_read_bs;
   bool logged_prd_error;
   ide_drive drive[IDE_NUM_UNITS];
 };
@@ -244,6 +247,22 @@ set_signature (ide_drive *d)
   d->select &= 0xf0;
 }
 
+/* Disowns the channel's DMA request in flight: its completion will find a
+ * newer generation and drop it. A read going straight into guest memory
+ * cannot be dropped, so this waits until its data has landed: after a
+ * reset or a cancelled command the guest's memory no longer changes under
+ * it (as on hardware, where the bus master stops). */
+static void
+dma_disown (ide_channel *ch)
+{
+  if (ch->direct_read_bs)
+    {
+      vmm_block_wait_transfers (ch->direct_read_bs);
+      ch->direct_read_bs = NULL;
+    }
+  ch->gen++;
+}
+
 static void
 end_transfer (ide_drive *d)
 {
@@ -255,7 +274,7 @@ end_transfer (ide_drive *d)
     {
       d->ch->dma_unit = -1;
       d->ch->dma_busy = false;
-      d->ch->gen++;
+      dma_disown (d->ch);
     }
 }
 
@@ -623,7 +642,8 @@ typedef struct dma_request {
   uint64_t disk_off;
   uint64_t len, done;
   uint32_t chunk;
-  uint8_t *bounce;
+  uint8_t *direct; /* the guest's buffer, when the PRDs make one run */
+  uint8_t *bounce; /* else this, DMA_CHUNK at a time */
   GArray *segs;
   guint seg;       /* cursor in segs at @done */
   uint32_t seg_off;
@@ -672,6 +692,20 @@ prd_walk (ide_channel *ch, uint64_t bytes, GArray *segs, bool *longer)
         return false;
     }
   return false;
+}
+
+/* The start of the guest memory the segments describe, when each one
+ * continues the one before in host memory; else NULL. */
+static uint8_t *
+dma_segs_contiguous (GArray *segs)
+{
+  if (!segs->len)
+    return NULL;
+  const dma_seg *s = &g_array_index (segs, dma_seg, 0);
+  for (guint i = 1; i < segs->len; i++)
+    if (s[i].host != s[i - 1].host + s[i - 1].len)
+      return NULL;
+  return s[0].host;
 }
 
 /* Moves the next @n bytes between the bounce buffer and guest memory. */
@@ -759,7 +793,10 @@ dma_submit (dma_request *req, VmmBlockOp op)
   ide_controller *ide = req->ch->ide;
   ide->in_flight++;
   vmm_block_set_completion_context (req->bs, ide->io_context);
-  vmm_block_submit (req->bs, op, req->disk_off + req->done, req->bounce,
+  if (req->direct && op == VMM_BLOCK_OP_READ)
+    req->ch->direct_read_bs = req->bs;
+  vmm_block_submit (req->bs, op, req->disk_off + req->done,
+                    req->direct ? req->direct + req->done : req->bounce,
                     op == VMM_BLOCK_OP_FLUSH ? 0 : req->chunk, dma_complete,
                     req);
 }
@@ -769,6 +806,12 @@ dma_submit (dma_request *req, VmmBlockOp op)
 static void
 dma_next (dma_request *req)
 {
+  if (req->direct)
+    {
+      req->chunk = (uint32_t) (req->len - req->done);
+      dma_submit (req, req->write ? VMM_BLOCK_OP_WRITE : VMM_BLOCK_OP_READ);
+      return;
+    }
   req->chunk = (uint32_t) MIN (req->len - req->done, (uint64_t) DMA_CHUNK);
   if (req->write)
     {
@@ -792,6 +835,8 @@ dma_complete (VmmBlock *bs, gboolean ok, const GError *error,
   if (!ok)
     g_debug ("%s: DMA %s failed: %s", ide->dev.name,
              req->write ? "write" : "read", error ? error->message : "?");
+  if (req->gen == ch->gen && ch->direct_read_bs && !req->write)
+    ch->direct_read_bs = NULL;
   if (req->gen != ch->gen)
     dma_request_free (req); /* reset or cancelled meanwhile */
   else if (!ok)
@@ -803,7 +848,7 @@ dma_complete (VmmBlock *bs, gboolean ok, const GError *error,
     }
   else if (!req->flushing)
     {
-      if (!req->write)
+      if (!req->write && !req->direct)
         dma_copy (req, req->chunk, true);
       req->done += req->chunk;
       if (req->done < req->len)
@@ -899,8 +944,13 @@ dma_try_start (ide_channel *ch)
   req->disk_off = d->dma_lba * sector;
   req->len = len;
   req->segs = g_steal_pointer (&segs);
-  /* page-aligned, so that a cache=none image takes it with O_DIRECT */
-  req->bounce = g_aligned_alloc (1, MIN (len, (uint64_t) DMA_CHUNK), 4096);
+  /* PRDs that make one run of guest memory: the block layer moves the
+   * data itself (no copy; O_DIRECT when aligned). Otherwise a bounce
+   * buffer, page-aligned so that a cache=none image takes it with
+   * O_DIRECT. */
+  req->direct = dma_segs_contiguous (req->segs);
+  if (!req->direct)
+    req->bounce = g_aligned_alloc (1, MIN (len, (uint64_t) DMA_CHUNK), 4096);
   ch->dma_busy = true;
   dma_next (req);
 }
@@ -1705,7 +1755,7 @@ ide_reset (vmm_device *dev)
   for (unsigned c = 0; c < IDE_NUM_CHANNELS; c++)
     {
       ide_channel *ch = &ide->ch[c];
-      ch->gen++;
+      dma_disown (ch);
       ch->dma_unit = -1;
       ch->dma_busy = false;
       ch->ctl = 0;
@@ -1915,7 +1965,7 @@ ide_load_state (vmm_device *dev, const uint8_t *data, size_t len,
     {
       ide_channel *ch = &ide->ch[c];
       saved_channel *s = &sc[c];
-      ch->gen++; /* anything in flight belongs to the old state */
+      dma_disown (ch); /* anything in flight belongs to the old state */
       ch->ctl = s->ctl;
       ch->sel = s->sel;
       ch->bm_cmd = s->bm_cmd;
