@@ -314,6 +314,40 @@ void vmm_block_async_shutdown(VmmBlock *bs)
 }
 #endif
 
+/* Reads of qcow2 ranges that read as zeroes complete without I/O on the
+ * submitting thread: no hand-off to a worker for a memset.  Without a
+ * completion context the callback then runs here too; a callback that
+ * submits again (as a queue-depth loop does) would recurse, so nested
+ * completions wait in a per-thread queue that the outermost one runs. */
+static __thread GQueue inline_done = G_QUEUE_INIT;
+static __thread gboolean inline_running;
+
+static gboolean try_zero_read(Request *req)
+{
+  VmmBlock *bs = req->bs;
+  if (req->op != VMM_BLOCK_OP_READ || bs->drv != &vmm_block_qcow2_driver ||
+      req->len == 0 || req->offset > bs->size || req->len > bs->size - req->offset)
+    return FALSE;
+  if (!g_rec_mutex_trylock(&bs->lock))
+    return FALSE;
+  gboolean zero = qcow2_reads_zero(bs, req->offset, req->len);
+  g_rec_mutex_unlock(&bs->lock);
+  if (!zero)
+    return FALSE;
+  memset(req->buf, 0, req->len);
+  req->ok = TRUE;
+  if (inline_running) {
+    g_queue_push_tail(&inline_done, req);
+    return TRUE;
+  }
+  inline_running = TRUE;
+  deliver(req);
+  while ((req = g_queue_pop_head(&inline_done)))
+    deliver(req);
+  inline_running = FALSE;
+  return TRUE;
+}
+
 void vmm_block_set_completion_context(VmmBlock *bs, GMainContext *context)
 {
   bs->completion_ctx = context;
@@ -340,6 +374,8 @@ void vmm_block_submit(VmmBlock *bs, VmmBlockOp op, uint64_t offset, void *buf,
   bs->in_flight++;
   bs->transferring++;
   g_mutex_unlock(&bs->async_lock);
+  if (try_zero_read(req))
+    return;
   if ((op == VMM_BLOCK_OP_READ || op == VMM_BLOCK_OP_WRITE) && try_uring(req))
     return;
   g_thread_pool_push(bs->pool, req, NULL);

@@ -100,7 +100,10 @@ typedef void (*VmmBlockCompletion)(VmmBlock *bs, gboolean ok,
                                    const GError *error, gpointer user_data);
 
 void vmm_block_set_completion_context(VmmBlock *bs, GMainContext *context);
-/* buf must stay valid until the completion runs. */
+/* buf must stay valid until the completion runs.  A read of a range that
+ * reads as zeroes may complete at once: without a completion context its
+ * callback may then run on the submitting thread before this returns, so
+ * such a caller must not hold a lock its callback takes. */
 void vmm_block_submit(VmmBlock *bs, VmmBlockOp op, uint64_t offset, void *buf,
                       uint64_t len, VmmBlockCompletion done, gpointer user_data);
 /* Waits for every submitted request to complete (callbacks that are posted to

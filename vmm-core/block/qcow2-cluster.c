@@ -326,6 +326,33 @@ gboolean qcow2_map_direct(VmmBlock *bs, gboolean write, uint64_t off,
   return FALSE;
 }
 
+gboolean qcow2_reads_zero(VmmBlock *bs, uint64_t off, uint64_t len)
+{
+  Qcow2 *q = bs->opaque;
+  if (q->incompatible & QCOW2_INCOMPAT_CORRUPT)
+    return FALSE;
+  uint64_t bsize = q->backing ? vmm_block_size(q->backing) : 0;
+  for (uint64_t o = off - qcow2_offset_in_cluster(off, q->cluster_bits);
+       o < off + len; o += q->cluster_size) {
+    uint64_t l1i = qcow2_l1_index(o, q->cluster_bits), l2e = 0;
+    if (l1i < q->l1_size) {
+      uint64_t e = q->l1_table[l1i];
+      if (e & QCOW2_L1E_RESERVED)
+        return FALSE;
+      if (e & QCOW2_L1E_OFFSET_MASK) {
+        const uint8_t *t = qcow2_cache_peek(q->l2_cache, e & QCOW2_L1E_OFFSET_MASK);
+        if (!t)
+          return FALSE;
+        l2e = qcow2_be64(t + 8 * qcow2_l2_index(o, q->cluster_bits));
+      }
+    }
+    ClusterType type = classify(q, l2e);
+    if (!(type == C_ZERO || (type == C_UNALLOCATED && o >= bsize)))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 void qcow2_unpin_io(VmmBlock *bs)
 {
   Qcow2 *q = bs->opaque;

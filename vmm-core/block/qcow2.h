@@ -284,6 +284,10 @@ gboolean qcow2_map_direct(VmmBlock *bs, gboolean write, uint64_t off,
                           uint64_t len, int *fd, uint64_t *host,
                           gboolean *pinned);
 void qcow2_unpin_io(VmmBlock *bs);
+/* With the image lock held: TRUE when every byte of [off, off+len) reads
+ * as zero, known without I/O (zero clusters, or unallocated ones with no
+ * backing file behind them, in L2 tables already cached). */
+gboolean qcow2_reads_zero(VmmBlock *bs, uint64_t off, uint64_t len);
 gboolean qcow2_write_l1_table(Qcow2 *q, GError **error);
 /* Sets clusters in [off, off+len) to unallocated (mode 0) or zero (mode 1),
  * whole clusters only. */
