@@ -406,15 +406,17 @@ static const vmm_device_ops pflash_device_ops = {
   .destroy = pflash_destroy,
 };
 
+/* The size of the open image @fd if it can be a flash, else an error naming
+ * @path and what to do. */
 static gboolean
-pflash_read_file (pflash *p, GError **error)
+pflash_check_fd (int fd, const char *path, size_t *size, GError **error)
 {
   struct stat st;
-  if (fstat (p->fd, &st) != 0)
+  if (fstat (fd, &st) != 0)
     {
       int saved = errno;
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
-                   "%s: %s", p->path, g_strerror (saved));
+                   "%s: %s", path, g_strerror (saved));
       return FALSE;
     }
   if (!S_ISREG (st.st_mode) || st.st_size <= 0
@@ -423,10 +425,46 @@ pflash_read_file (pflash *p, GError **error)
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                    "%s is not a flash image: its size (%" G_GINT64_FORMAT
                    " bytes) must be a multiple of 4 KiB, up to 8 MiB",
-                   p->path, (gint64) st.st_size);
+                   path, (gint64) st.st_size);
       return FALSE;
     }
-  p->size = (size_t) st.st_size;
+  *size = (size_t) st.st_size;
+  return TRUE;
+}
+
+static int
+pflash_open_fd (const char *path, bool readonly, GError **error)
+{
+  int fd = open (path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   "%s: %s", path, g_strerror (saved));
+    }
+  return fd;
+}
+
+gboolean
+pflash_check_file (const char *path, bool readonly, size_t *size,
+                   GError **error)
+{
+  int fd = pflash_open_fd (path, readonly, error);
+  if (fd < 0)
+    return FALSE;
+  size_t len = 0;
+  gboolean ok = pflash_check_fd (fd, path, &len, error);
+  close (fd);
+  if (ok && size)
+    *size = len;
+  return ok;
+}
+
+static gboolean
+pflash_read_file (pflash *p, GError **error)
+{
+  if (!pflash_check_fd (p->fd, p->path, &p->size, error))
+    return FALSE;
   void *mem = mmap (NULL, p->size, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED)
@@ -465,15 +503,8 @@ pflash_open (const char *name, const char *path, bool readonly,
   p->readonly = readonly;
   p->regs.status = SR_READY;
   p->regs.mode = PFLASH_MODE_READ_ARRAY;
-  p->fd = open (path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-  if (p->fd < 0)
-    {
-      int saved = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
-                   "%s: %s", path, g_strerror (saved));
-      goto fail;
-    }
-  if (!pflash_read_file (p, error))
+  p->fd = pflash_open_fd (path, readonly, error);
+  if (p->fd < 0 || !pflash_read_file (p, error))
     goto fail;
   pflash_build_cfi (p);
   return p;

@@ -33,6 +33,10 @@ typedef void (*pflash_array_fn) (void *opaque, pflash *p, bool array);
  * PFLASH_MAX_SIZE. Errors name the file and what is wrong with it. */
 pflash *pflash_open (const char *name, const char *path, bool readonly,
                      GError **error);
+/* The checks pflash_open makes, without keeping the file: for front ends
+ * that report a bad image before building a machine. @size may be NULL. */
+gboolean pflash_check_file (const char *path, bool readonly, size_t *size,
+                            GError **error);
 vmm_device *pflash_device (pflash *p);
 void pflash_set_array_handler (pflash *p, pflash_array_fn fn, void *opaque);
 /* Claims [base, base + size) on @mmio. */

@@ -54,7 +54,12 @@ typedef struct vmm_machine_config {
   uint64_t memory; /* bytes */
   unsigned cpus;
   const char *cpu_model; /* "host[,-feature...]"; NULL: host */
-  const char *firmware; /* SeaBIOS image; NULL: the installed one */
+  const char *firmware; /* SeaBIOS or OVMF (code) image; NULL: the
+                         * installed SeaBIOS. Mapped read-only below 4 GiB. */
+  /* The writable UEFI variable store (a copy of OVMF_VARS.fd): a CFI flash
+   * directly below the firmware image (or below 4 GiB for a direct boot),
+   * written back to this file. NULL: none, the image is all ROM. */
+  const char *firmware_vars;
   /* Direct boot instead of firmware when set. */
   const char *kernel;
   const char *initrd;
