@@ -104,6 +104,11 @@ typedef void (*vmm_machine_serial_ready_fn) (void *opaque);
 
 /* A default search for Debian's SeaBIOS image, or NULL. */
 char *vmm_machine_find_firmware (void);
+/* Where OVMF's split images are installed: OVMF_CODE_4M.fd and the
+ * OVMF_VARS_4M.fd template side by side, in $VESSEL_OVMF_DIR when set,
+ * else Debian's /usr/share/OVMF or the Flatpak's /app/share/OVMF. Both
+ * paths (newly allocated) or FALSE. */
+gboolean vmm_machine_find_ovmf (char **code, char **vars_template);
 
 vmm_machine *vmm_machine_new (const vmm_machine_config *cfg, GError **error);
 void vmm_machine_free (vmm_machine *m);

@@ -189,6 +189,30 @@ vmm_machine_find_firmware (void)
   return NULL;
 }
 
+gboolean
+vmm_machine_find_ovmf (char **code, char **vars_template)
+{
+  const char *env = g_getenv ("VESSEL_OVMF_DIR");
+  const char *const dirs[] = {
+    env && *env ? env : "/usr/share/OVMF",
+    env && *env ? NULL : "/app/share/OVMF", /* the Flatpak */
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (dirs) && dirs[i]; i++)
+    {
+      g_autofree char *c = g_build_filename (dirs[i], "OVMF_CODE_4M.fd", NULL);
+      g_autofree char *v = g_build_filename (dirs[i], "OVMF_VARS_4M.fd", NULL);
+      if (g_file_test (c, G_FILE_TEST_IS_REGULAR)
+          && g_file_test (v, G_FILE_TEST_IS_REGULAR))
+        {
+          *code = g_steal_pointer (&c);
+          *vars_template = g_steal_pointer (&v);
+          return TRUE;
+        }
+    }
+  *code = *vars_template = NULL;
+  return FALSE;
+}
+
 /* --- memory: RAM, BIOS and the PAM-controlled shadow area ------------- */
 
 static uint64_t
