@@ -312,7 +312,11 @@ test_uefi (void)
   g_assert_null (strstr (xml3, "loader"));
   g_assert_null (strstr (xml3, "nvram"));
   g_assert_null (strstr (xml3, "efi"));
+  g_clear_pointer (&code, g_free);
+  g_clear_pointer (&vars, g_free);
   g_assert_false (vessel_definition_get_uefi (back, &code, &vars));
+  g_assert_null (code);
+  g_assert_null (vars);
   g_assert_true (vessel_definition_to_engine (back, &cfg, &error));
   g_assert_null (cfg.machine.firmware);
   g_assert_null (cfg.machine.firmware_vars);

@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 
+from ovmf_files import ovmf_files
+
 EXPECTED = re.compile(r"^vessel-run: vCPU 0: KVM internal error: emulation failure "
                       r"at 0010:00000000fffced45 \(linear 0xfffced45\)$")
 RUN_SECONDS = 60
@@ -28,13 +30,10 @@ RUN_SECONDS = 60
 
 def main():
     vessel_run = sys.argv[1]
-    ovmf_dir = sys.argv[2] if len(sys.argv) > 2 else "/usr/share/OVMF"
-    code = os.path.join(ovmf_dir, "OVMF_CODE_4M.fd")
-    vars_template = os.path.join(ovmf_dir, "OVMF_VARS_4M.fd")
-    for f in (code, vars_template):
-        if not os.path.isfile(f):
-            print(f"SKIP: {f} is missing (install Debian's ovmf package)")
-            return 77
+    files = ovmf_files(sys.argv[2] if len(sys.argv) > 2 else None)
+    if not files:
+        return 77
+    code, vars_template = files
     try:
         os.close(os.open("/dev/kvm", os.O_RDWR))
     except OSError as e:

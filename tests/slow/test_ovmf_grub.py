@@ -16,6 +16,10 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "guest"))
+from ovmf_files import ovmf_files  # noqa: E402
+
 GRUB_EFI_DIR = "/usr/lib/grub/x86_64-efi"
 MARK = "VESSEL-GRUB-EFI: GRUB runs under OVMF"
 
@@ -32,13 +36,10 @@ menuentry "Vessel UEFI test" {{
 
 def main():
     run_guest, vessel_run = sys.argv[1:3]
-    ovmf_dir = sys.argv[3] if len(sys.argv) > 3 else "/usr/share/OVMF"
-    code = os.path.join(ovmf_dir, "OVMF_CODE_4M.fd")
-    vars_template = os.path.join(ovmf_dir, "OVMF_VARS_4M.fd")
-    for f in (code, vars_template):
-        if not os.path.isfile(f):
-            print(f"SKIP: {f} is missing (install Debian's ovmf package)")
-            return 77
+    files = ovmf_files(sys.argv[3] if len(sys.argv) > 3 else None)
+    if not files:
+        return 77
+    code, vars_template = files
     if not os.path.isdir(GRUB_EFI_DIR):
         print(f"SKIP: {GRUB_EFI_DIR} is missing (install grub-efi-amd64-bin)")
         return 77
