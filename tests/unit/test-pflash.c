@@ -381,7 +381,7 @@ test_fuzz (void)
   static const uint8_t cmds[] = { 0xff, 0x00, 0x10, 0x40, 0x20, 0xd0, 0x50,
                                   0x70, 0x90, 0x98, 0x60, 0xe8, 0xb0, 0x01 };
   static const unsigned sizes[] = { 1, 2, 4, 8 };
-  for (unsigned i = 0; i < 200000; i++)
+  for (unsigned i = 0; i < 60000; i++)
     {
       unsigned size = sizes[g_rand_int_range (rand, 0, 4)];
       uint64_t off = g_rand_int_range (rand, 0, (gint32) f.size + 64);
