@@ -182,35 +182,40 @@ pflash_write_back (pflash *p, size_t off, size_t len)
   return true;
 }
 
+/* Starts a program or erase, which completes at once (SR.7): a read-only
+ * flash refuses it with @error_bit (SR.4 or SR.5) and SR.1, every block of
+ * it being locked. False when the array must stay as it is. */
+static bool
+pflash_may_change (pflash *p, uint8_t error_bit)
+{
+  p->regs.status |= SR_READY;
+  if (!p->readonly)
+    return true;
+  p->regs.status |= error_bit | SR_BLOCK_LOCKED;
+  return false;
+}
+
 /* Byte program: flash cells only go from 1 to 0. */
 static void
 pflash_program (pflash *p, size_t off, uint8_t value)
 {
-  if (p->readonly)
-    {
-      p->regs.status |= SR_PROGRAM_ERROR | SR_BLOCK_LOCKED | SR_READY;
-      return;
-    }
+  if (!pflash_may_change (p, SR_PROGRAM_ERROR))
+    return;
   p->array[off] &= value;
   if (!pflash_write_back (p, off, 1))
     p->regs.status |= SR_PROGRAM_ERROR;
-  p->regs.status |= SR_READY;
 }
 
 /* Block erase: the whole block containing @off reads 0xFF. */
 static void
 pflash_erase (pflash *p, size_t off)
 {
-  if (p->readonly)
-    {
-      p->regs.status |= SR_ERASE_ERROR | SR_BLOCK_LOCKED | SR_READY;
-      return;
-    }
+  if (!pflash_may_change (p, SR_ERASE_ERROR))
+    return;
   size_t start = off & ~(size_t) (PFLASH_BLOCK_SIZE - 1);
   memset (p->array + start, 0xff, PFLASH_BLOCK_SIZE);
   if (!pflash_write_back (p, start, PFLASH_BLOCK_SIZE))
     p->regs.status |= SR_ERASE_ERROR;
-  p->regs.status |= SR_READY;
 }
 
 /* Read ID mode: manufacturer at 00h, device at 01h, and each block's lock
