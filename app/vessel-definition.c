@@ -372,6 +372,99 @@ vessel_definition_set_boot_cdrom_first (GVirConfigDomain *domain,
    * write back. */
 }
 
+/* The text of a child element (<os><nvram>…</nvram>), or NULL. */
+static char *
+object_child_text (GVirConfigObject *obj, const char *child)
+{
+  xmlDoc *doc = object_parse (obj);
+  if (!doc)
+    return NULL;
+  xmlNode *n = child_element (xmlDocGetRootElement (doc), child);
+  xmlChar *v = n ? xmlNodeGetContent (n) : NULL;
+  char *out = v && *v ? g_strdup ((const char *) v) : NULL;
+  xmlFree (v);
+  xmlFreeDoc (doc);
+  return out;
+}
+
+static void
+remove_child_elements (xmlNode *parent, const char *name)
+{
+  xmlNode *n;
+  while ((n = child_element (parent, name)))
+    {
+      xmlUnlinkNode (n);
+      xmlFreeNode (n);
+    }
+}
+
+/* libvirt-gconfig writes <loader> without attributes and has no <nvram>:
+ * the <os> element is rewritten through libxml and put back whole. */
+void
+vessel_definition_set_uefi (GVirConfigDomain *domain, const char *code,
+                            const char *vars)
+{
+  g_autoptr (GVirConfigDomainOs) os = gvir_config_domain_get_os (domain);
+  if (!os)
+    return;
+  xmlDoc *doc = object_parse (GVIR_CONFIG_OBJECT (os));
+  if (!doc)
+    return;
+  xmlNode *root = xmlDocGetRootElement (doc);
+  remove_child_elements (root, "loader");
+  remove_child_elements (root, "nvram");
+  if (code)
+    {
+      xmlSetProp (root, (const xmlChar *) "firmware",
+                  (const xmlChar *) "efi");
+      /* Where libvirt's schema puts them: after <type>, before <boot>. */
+      xmlNode *type = child_element (root, "type");
+      xmlNode *loader = xmlNewNode (NULL, (const xmlChar *) "loader");
+      xmlSetProp (loader, (const xmlChar *) "readonly",
+                  (const xmlChar *) "yes");
+      xmlSetProp (loader, (const xmlChar *) "type",
+                  (const xmlChar *) "pflash");
+      xmlNodeAddContent (loader, (const xmlChar *) code);
+      if (type)
+        xmlAddNextSibling (type, loader);
+      else
+        xmlAddChild (root, loader);
+      if (vars)
+        {
+          xmlNode *nvram = xmlNewNode (NULL, (const xmlChar *) "nvram");
+          xmlNodeAddContent (nvram, (const xmlChar *) vars);
+          xmlAddNextSibling (loader, nvram);
+        }
+    }
+  else
+    xmlUnsetProp (root, (const xmlChar *) "firmware");
+  xmlChar *xml = NULL;
+  int len = 0;
+  xmlDocDumpMemory (doc, &xml, &len);
+  xmlFreeDoc (doc);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVirConfigDomainOs) updated
+      = gvir_config_domain_os_new_from_xml ((const char *) xml, &error);
+  xmlFree (xml);
+  g_assert_no_error (error); /* our own XML */
+  gvir_config_domain_set_os (domain, updated);
+}
+
+gboolean
+vessel_definition_get_uefi (GVirConfigDomain *domain, char **code,
+                            char **vars)
+{
+  g_autoptr (GVirConfigDomainOs) os = gvir_config_domain_get_os (domain);
+  GVirConfigObject *o = os ? GVIR_CONFIG_OBJECT (os) : NULL;
+  g_autofree char *firmware = o ? object_root_attr (o, "firmware") : NULL;
+  g_autofree char *type = o ? object_child_attr (o, "loader", "type") : NULL;
+  if (code)
+    *code = o ? object_child_text (o, "loader") : NULL;
+  if (vars)
+    *vars = o ? object_child_text (o, "nvram") : NULL;
+  return !g_strcmp0 (firmware, "efi") || !g_strcmp0 (type, "pflash");
+}
+
 static gboolean
 device_is_export (GVirConfigDomainDevice *dev, VesselExportKind kind)
 {
@@ -742,6 +835,38 @@ engine_add_interface (VesselEngineConfig *out, GVirConfigDomainDevice *dev,
   return TRUE;
 }
 
+/* <os firmware='efi'> or <loader type='pflash'>: OVMF's code read-only and
+ * the machine's variable store (<nvram>) as a flash; a plain <loader> is a
+ * BIOS image of the user's own; nothing: the installed SeaBIOS. */
+static gboolean
+engine_set_firmware (VesselEngineConfig *out, GVirConfigDomain *domain,
+                     const char *name, GError **error)
+{
+  g_autofree char *code = NULL, *vars = NULL;
+  gboolean uefi = vessel_definition_get_uefi (domain, &code, &vars);
+  if (uefi && (!code || !vars))
+    {
+      g_set_error (error, VESSEL_DEFINITION_ERROR,
+                   VESSEL_DEFINITION_ERROR_UNSUPPORTED,
+                   _("Machine “%s” boots UEFI but names no %s: Vessel needs "
+                     "<loader type='pflash'> and <nvram> files"),
+                   name, code ? "<nvram>" : "<loader>");
+      return FALSE;
+    }
+  if (!uefi && vars)
+    {
+      g_set_error (error, VESSEL_DEFINITION_ERROR,
+                   VESSEL_DEFINITION_ERROR_INVALID,
+                   _("Machine “%s” has an <nvram> variable store but no UEFI "
+                     "firmware"),
+                   name);
+      return FALSE;
+    }
+  out->machine.firmware = keep (out, code);
+  out->machine.firmware_vars = keep (out, vars);
+  return TRUE;
+}
+
 gboolean
 vessel_definition_to_engine (GVirConfigDomain *domain,
                              VesselEngineConfig *out, GError **error)
@@ -800,6 +925,8 @@ vessel_definition_to_engine (GVirConfigDomain *domain,
     out->machine.boot_menu_wait_ms
         = (unsigned) MIN (g_ascii_strtoull (menu_ms, NULL, 10), 65535);
   out->machine.firmware_serial_console = !g_strcmp0 (useserial, "yes");
+  if (!engine_set_firmware (out, domain, name, error))
+    return FALSE;
 
   GList *devs = gvir_config_domain_get_devices (domain);
   gboolean ok = TRUE;

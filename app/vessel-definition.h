@@ -87,6 +87,17 @@ gboolean vessel_definition_get_boot_cdrom_first (GVirConfigDomain *domain);
 void vessel_definition_set_boot_cdrom_first (GVirConfigDomain *domain,
                                              gboolean cdrom_first);
 
+/* UEFI firmware in libvirt's split-flash form: <os firmware='efi'> with
+ * <loader readonly='yes' type='pflash'>@code</loader> and
+ * <nvram>@vars</nvram> (the machine's own variable store). A NULL @code
+ * goes back to BIOS (SeaBIOS): the three are removed. */
+void vessel_definition_set_uefi (GVirConfigDomain *domain, const char *code,
+                                 const char *vars);
+/* Whether the machine boots UEFI; @code and @vars (copies, NULL when not
+ * set) may be NULL. */
+gboolean vessel_definition_get_uefi (GVirConfigDomain *domain, char **code,
+                                     char **vars);
+
 /* Remote display exports. */
 void vessel_definition_get_export (GVirConfigDomain *domain,
                                    VesselExportKind kind, VesselExport *out);

@@ -208,6 +208,13 @@ vessel_library_disk_path (VesselLibrary *self, VesselMachine *machine,
   return g_build_filename (self->dir, file, NULL);
 }
 
+char *
+vessel_library_nvram_path (VesselLibrary *self, const char *uuid)
+{
+  g_autofree char *file = g_strdup_printf ("%s_VARS.fd", uuid);
+  return g_build_filename (self->dir, file, NULL);
+}
+
 gboolean
 vessel_library_remove (VesselLibrary *self, VesselMachine *machine,
                        GError **error)
@@ -238,16 +245,26 @@ vessel_library_undo_remove (VesselLibrary *self, VesselMachine *machine)
   g_ptr_array_remove_index (self->pending, idx);
 }
 
-/* Only files inside the library directory, named after the machine: a
- * disk the user brought along is theirs to keep. */
+/* Only files inside the library directory, named after the machine (its
+ * disks UUID-NAME, its variable store UUID_VARS.fd): a disk the user
+ * brought along is theirs to keep. */
 static gboolean
 owned_by (VesselLibrary *self, VesselMachine *machine, const char *path)
 {
   g_autofree char *dir = g_path_get_dirname (path);
   g_autofree char *base = g_path_get_basename (path);
-  g_autofree char *prefix = g_strdup_printf ("%s-",
-                                             vessel_machine_get_uuid (machine));
-  return !strcmp (dir, self->dir) && g_str_has_prefix (base, prefix);
+  const char *uuid = vessel_machine_get_uuid (machine);
+  g_autofree char *prefix = g_strdup_printf ("%s-", uuid);
+  g_autofree char *nvram = g_strdup_printf ("%s_VARS.fd", uuid);
+  return !strcmp (dir, self->dir)
+         && (g_str_has_prefix (base, prefix) || !strcmp (base, nvram));
+}
+
+static void
+delete_owned (VesselLibrary *self, VesselMachine *machine, const char *path)
+{
+  if (owned_by (self, machine, path) && g_unlink (path) < 0 && errno != ENOENT)
+    g_warning ("cannot delete %s: %s", path, g_strerror (errno));
 }
 
 void
@@ -259,8 +276,12 @@ vessel_library_finish_remove (VesselLibrary *self, VesselMachine *machine)
   g_auto (GStrv) disks
       = vessel_definition_get_disks (vessel_machine_get_domain (machine));
   for (char **d = disks; *d; d++)
-    if (owned_by (self, machine, *d) && g_unlink (*d) < 0 && errno != ENOENT)
-      g_warning ("cannot delete %s: %s", *d, g_strerror (errno));
+    delete_owned (self, machine, *d);
+  g_autofree char *vars = NULL;
+  vessel_definition_get_uefi (vessel_machine_get_domain (machine), NULL,
+                              &vars);
+  if (vars)
+    delete_owned (self, machine, vars);
   if (g_unlink (vessel_machine_get_path (machine)) < 0 && errno != ENOENT)
     g_warning ("cannot delete %s: %s", vessel_machine_get_path (machine),
                g_strerror (errno));

@@ -33,6 +33,10 @@ VesselMachine *vessel_library_import (VesselLibrary *self, const char *path,
 /* Where a new disk of the machine's goes: DIR/UUID-NAME. */
 char *vessel_library_disk_path (VesselLibrary *self, VesselMachine *machine,
                                 const char *name);
+/* Where a UEFI machine's variable store lives: UUID_VARS.fd beside its
+ * definition (libvirt names its copies NAME_VARS.fd). Deleting the machine
+ * deletes it. */
+char *vessel_library_nvram_path (VesselLibrary *self, const char *uuid);
 
 /* Deleting is two steps so that it can be undone: remove() takes the
  * machine out of the model (nothing on disk changes); then either

@@ -4,6 +4,7 @@
 #include "display/spice.h"
 #include "display/vnc.h"
 #include "vmm-core/control/qmp.h"
+#include "vmm-core/devices/pflash.h"
 #include "vmm-core/kvm/cpu-features.h"
 #include "vmm-core/machine/machine.h"
 
@@ -362,6 +363,7 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *memory = NULL, *firmware = NULL, *kernel = NULL;
+  g_autofree char *firmware_vars = NULL;
   g_autofree char *initrd = NULL, *append = NULL, *serial = NULL;
   g_autofree char *debugcon = NULL, *kernel_entry = NULL, *cpu = NULL;
   g_auto (GStrv) disk_specs = NULL;
@@ -381,7 +383,11 @@ main (int argc, char **argv)
       "CPU model: host, or host with features hidden, e.g. host,-cx16",
       "MODEL" },
     { "firmware", 0, 0, G_OPTION_ARG_FILENAME, &firmware,
-      "BIOS image (default: the installed SeaBIOS)", "PATH" },
+      "Firmware image: SeaBIOS, or OVMF's code (default: the installed "
+      "SeaBIOS)", "PATH" },
+    { "firmware-vars", 0, 0, G_OPTION_ARG_FILENAME, &firmware_vars,
+      "UEFI variable store (a copy of OVMF_VARS.fd), a flash below the "
+      "firmware; written back to this file", "VARS" },
     { "kernel", 0, 0, G_OPTION_ARG_FILENAME, &kernel,
       "Boot a Linux bzImage, PVH or multiboot kernel directly", "K" },
     { "initrd", 0, 0, G_OPTION_ARG_FILENAME, &initrd,
@@ -550,6 +556,8 @@ main (int argc, char **argv)
     die_usage ("--cdrom %s: no such file", cdrom);
   if (firmware && !g_file_test (firmware, G_FILE_TEST_IS_REGULAR))
     die_usage ("--firmware %s: no such file", firmware);
+  if (firmware_vars && !pflash_check_file (firmware_vars, false, NULL, &error))
+    die_usage ("--firmware-vars: %s", error->message);
   if (kernel && !g_file_test (kernel, G_FILE_TEST_IS_REGULAR))
     die_usage ("--kernel %s: no such file", kernel);
   if (initrd && !g_file_test (initrd, G_FILE_TEST_IS_REGULAR))
@@ -564,6 +572,7 @@ main (int argc, char **argv)
     .cpus = (unsigned) cpus,
     .cpu_model = cpu,
     .firmware = firmware,
+    .firmware_vars = firmware_vars,
     .kernel = kernel,
     .initrd = initrd,
     .cmdline = append,

@@ -13,19 +13,10 @@
 #define GIB (G_GUINT64_CONSTANT (1) << 30)
 #define DOWNLOADS_MAX 8
 
-/* UEFI is offered where OVMF is installed and the engine can boot it.
- * vmm-core boots SeaBIOS only so far (no pflash): until it boots OVMF,
- * offering UEFI would make machines that silently boot SeaBIOS. Set this
- * when it does; the creator already writes <os firmware='efi'> with
- * OVMF as the loader. */
-#define VESSEL_ENGINE_BOOTS_UEFI 0
-
-/* Where Debian's ovmf package puts UEFI firmware for x86_64. */
-static const char *const ovmf_paths[] = {
-  "/usr/share/OVMF/OVMF_CODE_4M.fd",
-  "/usr/share/OVMF/OVMF_CODE.fd",
-  "/usr/share/ovmf/OVMF.fd",
-};
+/* UEFI is offered where OVMF's split images are installed
+ * (vmm_machine_find_ovmf): the engine boots OVMF_CODE_4M.fd with the
+ * machine's own copy of OVMF_VARS_4M.fd as a flash. BIOS stays the
+ * default. */
 
 struct _VesselAssistant {
   AdwWindow parent_instance;
@@ -62,7 +53,8 @@ struct _VesselAssistant {
   char *path;         /* the chosen file, NULL: blank */
   VesselSource source;
   VesselOsInfo *os;
-  char *ovmf;         /* OVMF's code image, or NULL */
+  char *ovmf;         /* OVMF's code image, or NULL: no UEFI offered */
+  char *ovmf_vars;    /* OVMF's variable store template */
   guint64 ram_available; /* bytes, 0: unknown */
   guint64 disk_free;     /* bytes in the library's file system, 0: unknown */
   GPtrArray *review_rows;
@@ -108,15 +100,6 @@ host_disk_free (VesselLibrary *library)
   return info ? g_file_info_get_attribute_uint64 (
                     info, G_FILE_ATTRIBUTE_FILESYSTEM_FREE)
               : 0;
-}
-
-static char *
-find_ovmf (void)
-{
-  for (size_t i = 0; i < G_N_ELEMENTS (ovmf_paths); i++)
-    if (g_file_test (ovmf_paths[i], G_FILE_TEST_IS_REGULAR))
-      return g_strdup (ovmf_paths[i]);
-  return NULL;
 }
 
 /* ---- messages and the buttons -------------------------------------- */
@@ -796,7 +779,10 @@ create (VesselAssistant *self)
       spec.os_id = g_strdup (self->os->os_id);
     }
   if (uefi_chosen (self))
-    spec.uefi_firmware = g_strdup (self->ovmf);
+    {
+      spec.uefi_firmware = g_strdup (self->ovmf);
+      spec.uefi_vars_template = g_strdup (self->ovmf_vars);
+    }
   show_message (self->review_message, NULL, TRUE);
   set_busy (self, TRUE);
   vessel_creator_create_async (self->library, &spec, self->cancellable,
@@ -881,6 +867,19 @@ vessel_assistant_set_keep_original (VesselAssistant *self, gboolean keep)
                                TRUE);
 }
 
+gboolean
+vessel_assistant_get_uefi (VesselAssistant *self)
+{
+  return uefi_chosen (self);
+}
+
+void
+vessel_assistant_set_uefi (VesselAssistant *self, gboolean uefi)
+{
+  if (self->ovmf)
+    adw_combo_row_set_selected (self->firmware_row, uefi ? 1 : 0);
+}
+
 /* ---- the class ----------------------------------------------------- */
 
 static void
@@ -905,6 +904,7 @@ vessel_assistant_finalize (GObject *object)
   g_clear_object (&self->library);
   g_free (self->path);
   g_free (self->ovmf);
+  g_free (self->ovmf_vars);
   vessel_source_clear (&self->source);
   vessel_os_info_free (self->os);
   g_ptr_array_unref (self->review_rows);
@@ -966,7 +966,7 @@ vessel_assistant_init (VesselAssistant *self)
   gtk_widget_init_template (GTK_WIDGET (self));
   self->cancellable = g_cancellable_new ();
   self->review_rows = g_ptr_array_new ();
-  self->ovmf = VESSEL_ENGINE_BOOTS_UEFI ? find_ovmf () : NULL;
+  vmm_machine_find_ovmf (&self->ovmf, &self->ovmf_vars);
   self->ram_available = host_ram_available ();
 
   GtkStringList *fw = gtk_string_list_new (NULL);

@@ -47,7 +47,11 @@ void vessel_assistant_set_resources (VesselAssistant *self, guint64 memory,
                                      guint cpus, guint64 disk);
 void vessel_assistant_set_keep_original (VesselAssistant *self,
                                          gboolean keep);
-/* Whether UEFI is offered (OVMF is installed). */
+/* Whether UEFI is offered (OVMF is installed), and whether it is chosen
+ * (BIOS is the default); choosing it where it is not offered does
+ * nothing. */
 gboolean vessel_assistant_offers_uefi (VesselAssistant *self);
+gboolean vessel_assistant_get_uefi (VesselAssistant *self);
+void vessel_assistant_set_uefi (VesselAssistant *self, gboolean uefi);
 
 G_END_DECLS

@@ -20,6 +20,7 @@ vessel_create_spec_clear (VesselCreateSpec *spec)
   g_free (spec->os_name);
   g_free (spec->os_id);
   g_free (spec->uefi_firmware);
+  g_free (spec->uefi_vars_template);
   memset (spec, 0, sizeof *spec);
 }
 
@@ -34,6 +35,7 @@ spec_copy (VesselCreateSpec *dst, const VesselCreateSpec *src)
   dst->os_name = g_strdup (src->os_name);
   dst->os_id = g_strdup (src->os_id);
   dst->uefi_firmware = g_strdup (src->uefi_firmware);
+  dst->uefi_vars_template = g_strdup (src->uefi_vars_template);
 }
 
 gboolean
@@ -128,7 +130,8 @@ vessel_creator_make_disk (const VesselCreateSpec *spec, const char *path,
 typedef struct {
   VesselCreateSpec spec;
   VesselMachine *machine;
-  char *disk;
+  char *disk;  /* NULL: no disk to make */
+  char *nvram; /* NULL: no variable store to copy (BIOS) */
 } CreateData;
 
 static void
@@ -138,6 +141,7 @@ create_data_free (gpointer p)
   vessel_create_spec_clear (&d->spec);
   g_clear_object (&d->machine);
   g_free (d->disk);
+  g_free (d->nvram);
   g_free (d);
 }
 
@@ -147,7 +151,23 @@ disk_thread (GTask *task, gpointer source, gpointer data,
 {
   CreateData *d = data;
   GError *error = NULL;
-  if (vessel_creator_make_disk (&d->spec, d->disk, cancellable, &error))
+  if (d->nvram)
+    {
+      /* The machine's own copy of OVMF's variable store template, as
+       * libvirt makes one: writable whatever the template's mode. */
+      g_autoptr (GFile) from = g_file_new_for_path (d->spec.uefi_vars_template);
+      g_autoptr (GFile) to = g_file_new_for_path (d->nvram);
+      if (!g_file_copy (from, to, G_FILE_COPY_TARGET_DEFAULT_PERMS,
+                        cancellable, NULL, NULL, &error))
+        {
+          g_prefix_error (&error, _("The UEFI variable store cannot be "
+                                    "made: "));
+          g_task_return_error (task, error);
+          return;
+        }
+    }
+  if (!d->disk || vessel_creator_make_disk (&d->spec, d->disk, cancellable,
+                                            &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
@@ -172,6 +192,12 @@ disk_done (GObject *source, GAsyncResult *res, gpointer user_data)
     {
       undo_add (library, d->machine);
       g_task_return_error (outer, error);
+      g_object_unref (outer);
+      return;
+    }
+  if (!d->disk)
+    {
+      g_task_return_pointer (outer, g_object_ref (d->machine), g_object_unref);
       g_object_unref (outer);
       return;
     }
@@ -226,13 +252,11 @@ vessel_creator_create_async (VesselLibrary *library,
     vessel_definition_set_boot_cdrom_first (domain, FALSE);
   vessel_definition_set_meta (domain, "os", spec->os_name);
   vessel_definition_set_meta (domain, "os-id", spec->os_id);
-  if (spec->uefi_firmware)
+  if (spec->uefi_firmware && spec->uefi_vars_template)
     {
-      g_autoptr (GVirConfigDomainOs) os = gvir_config_domain_get_os (domain);
-      gvir_config_domain_os_set_firmware (os,
-                                          GVIR_CONFIG_DOMAIN_OS_FIRMWARE_EFI);
-      gvir_config_domain_os_set_loader (os, spec->uefi_firmware);
-      gvir_config_domain_set_os (domain, os);
+      d->nvram = vessel_library_nvram_path (library,
+                                            gvir_config_domain_get_uuid (domain));
+      vessel_definition_set_uefi (domain, spec->uefi_firmware, d->nvram);
     }
 
   GError *error = NULL;
@@ -245,13 +269,14 @@ vessel_creator_create_async (VesselLibrary *library,
     }
   d->machine = g_object_ref (m);
   vessel_machine_definition_changed (m);
-  if (!spec->disk_image && !spec->disk_size)
+  if (!spec->disk_image && !spec->disk_size && !d->nvram)
     {
       g_task_return_pointer (task, g_object_ref (m), g_object_unref);
       g_object_unref (task);
       return;
     }
-  d->disk = vessel_library_disk_path (library, m, "disk.qcow2");
+  if (spec->disk_image || spec->disk_size)
+    d->disk = vessel_library_disk_path (library, m, "disk.qcow2");
   GTask *inner = g_task_new (library, cancellable, disk_done, task);
   g_task_set_task_data (inner, d, NULL);
   g_task_run_in_thread (inner, disk_thread);

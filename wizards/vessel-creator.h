@@ -24,6 +24,8 @@ typedef struct {
   guint cpus;
   guint64 disk_size; /* a new blank disk (no disk_image); 0: none */
   char *uefi_firmware; /* OVMF's code image for UEFI, NULL: BIOS */
+  char *uefi_vars_template; /* OVMF_VARS_4M.fd: copied to the machine's
+                             * own UUID_VARS.fd beside its definition */
 } VesselCreateSpec;
 
 void vessel_create_spec_clear (VesselCreateSpec *spec);
@@ -32,8 +34,9 @@ void vessel_create_spec_clear (VesselCreateSpec *spec);
 gboolean vessel_creator_title_taken (VesselLibrary *library,
                                      const char *title);
 
-/* Writes the definition at once; the disk is made on a worker thread (a
- * copy can take minutes); then the disk goes into the definition.
+/* Writes the definition at once; the UEFI variable store and the disk are
+ * made on a worker thread (a copy can take minutes); then the disk goes
+ * into the definition.
  * Installing from an ISO: the CD first in the boot order and the machine
  * marked "installing" (see vessel_machine_finish_install). */
 void vessel_creator_create_async (VesselLibrary *library,

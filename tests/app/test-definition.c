@@ -261,6 +261,100 @@ test_unsupported (void)
       "x86_64");
 }
 
+/* <os firmware='efi'> with a pflash <loader> and an <nvram>: written where
+ * libvirt puts them, read back, and handed to the engine as the firmware
+ * and its variable store; BIOS again removes all three. */
+static void
+test_uefi (void)
+{
+  g_autoptr (GVirConfigDomain) d = vessel_definition_new ("u", "U", 256 << 20,
+                                                          1);
+  g_assert_false (vessel_definition_get_uefi (d, NULL, NULL));
+  vessel_definition_set_uefi (d, "/usr/share/OVMF/OVMF_CODE_4M.fd",
+                              "/lib/m/1234_VARS.fd");
+  g_autofree char *path = tmp_path ("uefi.xml");
+  g_autoptr (GError) error = NULL;
+  g_assert_true (vessel_definition_save (d, path, &error));
+  g_assert_no_error (error);
+  g_autofree char *xml = NULL;
+  g_assert_true (g_file_get_contents (path, &xml, NULL, NULL));
+  g_test_message ("%s", xml);
+  g_assert_nonnull (strstr (xml, "<os firmware=\"efi\">"));
+  g_assert_nonnull (strstr (xml, "<loader readonly=\"yes\" type=\"pflash\">"
+                                 "/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"));
+  g_assert_nonnull (strstr (xml, "<nvram>/lib/m/1234_VARS.fd</nvram>"));
+  /* libvirt's order: <type>, <loader>, <nvram>, then <boot>. */
+  g_assert_true (strstr (xml, "<type") < strstr (xml, "<loader"));
+  g_assert_true (strstr (xml, "</nvram>") < strstr (xml, "<boot"));
+
+  g_autoptr (GVirConfigDomain) back = vessel_definition_load (path, &error);
+  g_assert_no_error (error);
+  g_autofree char *code = NULL, *vars = NULL;
+  g_assert_true (vessel_definition_get_uefi (back, &code, &vars));
+  g_assert_cmpstr (code, ==, "/usr/share/OVMF/OVMF_CODE_4M.fd");
+  g_assert_cmpstr (vars, ==, "/lib/m/1234_VARS.fd");
+  g_assert_true (vessel_definition_get_boot_cdrom_first (back));
+  VesselEngineConfig cfg;
+  g_assert_true (vessel_definition_to_engine (back, &cfg, &error));
+  g_assert_cmpstr (cfg.machine.firmware, ==, "/usr/share/OVMF/OVMF_CODE_4M.fd");
+  g_assert_cmpstr (cfg.machine.firmware_vars, ==, "/lib/m/1234_VARS.fd");
+  vessel_engine_config_clear (&cfg);
+
+  /* Setting it twice keeps one of each. */
+  vessel_definition_set_uefi (back, "/c.fd", "/v.fd");
+  g_autofree char *xml2 = gvir_config_object_to_xml (GVIR_CONFIG_OBJECT (back));
+  g_assert_null (strstr (strstr (xml2, "<loader") + 1, "<loader"));
+  g_assert_null (strstr (strstr (xml2, "<nvram") + 1, "<nvram"));
+
+  /* Back to BIOS. */
+  vessel_definition_set_uefi (back, NULL, NULL);
+  g_autofree char *xml3 = gvir_config_object_to_xml (GVIR_CONFIG_OBJECT (back));
+  g_assert_null (strstr (xml3, "loader"));
+  g_assert_null (strstr (xml3, "nvram"));
+  g_assert_null (strstr (xml3, "efi"));
+  g_clear_pointer (&code, g_free);
+  g_clear_pointer (&vars, g_free);
+  g_assert_false (vessel_definition_get_uefi (back, &code, &vars));
+  g_assert_null (code);
+  g_assert_null (vars);
+  g_assert_true (vessel_definition_to_engine (back, &cfg, &error));
+  g_assert_null (cfg.machine.firmware);
+  g_assert_null (cfg.machine.firmware_vars);
+  vessel_engine_config_clear (&cfg);
+}
+
+#define DOM_OS(os)                                                          \
+  "<domain type='kvm'><name>m</name><memory>262144</memory>" os            \
+  "<devices/></domain>"
+
+static void
+test_firmware_forms (void)
+{
+  /* A plain <loader>: a BIOS image of the user's own, no store. */
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVirConfigDomain) d = gvir_config_domain_new_from_xml (
+      DOM_OS ("<os><type arch='x86_64'>hvm</type>"
+              "<loader>/my/bios.bin</loader></os>"),
+      &error);
+  g_assert_no_error (error);
+  VesselEngineConfig cfg;
+  g_assert_true (vessel_definition_to_engine (d, &cfg, &error));
+  g_assert_cmpstr (cfg.machine.firmware, ==, "/my/bios.bin");
+  g_assert_null (cfg.machine.firmware_vars);
+  vessel_engine_config_clear (&cfg);
+
+  expect_engine_error (DOM_OS ("<os firmware='efi'><type arch='x86_64'>hvm"
+                               "</type></os>"),
+                       "<loader>");
+  expect_engine_error (DOM_OS ("<os firmware='efi'><type arch='x86_64'>hvm"
+                               "</type><loader readonly='yes' "
+                               "type='pflash'>/c.fd</loader></os>"),
+                       "<nvram>");
+  expect_engine_error (DOM_OS ("<os><type arch='x86_64'>hvm</type>"
+                               "<nvram>/v.fd</nvram></os>"),
+                       "no UEFI");
+}
+
 static void
 test_names (void)
 {
@@ -288,6 +382,8 @@ main (int argc, char **argv)
   g_test_add_func ("/definition/bad-files", test_bad_files);
   g_test_add_func ("/definition/unsupported", test_unsupported);
   g_test_add_func ("/definition/names", test_names);
+  g_test_add_func ("/definition/uefi", test_uefi);
+  g_test_add_func ("/definition/firmware-forms", test_firmware_forms);
   int rc = g_test_run ();
   g_autofree char *cmd = g_strdup_printf ("rm -rf '%s'", tmpdir);
   if (system (cmd) != 0)

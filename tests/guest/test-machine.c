@@ -201,7 +201,17 @@ test_errors (void)
   g_assert_true (g_file_set_contents (bad_bios, "not a bios", -1, NULL));
   vmm_machine_config bios = { .memory = 64u << 20, .cpus = 1,
                               .firmware = bad_bios };
-  expect_new_error (&bios, "is not a BIOS image");
+  expect_new_error (&bios, "is not a firmware image");
+  /* A UEFI variable store that is missing, or not whole 4 KiB blocks. */
+  g_autofree char *bad_vars = g_build_filename (dir, "VARS.fd", NULL);
+  g_assert_true (g_file_set_contents (bad_vars, "not a flash", -1, NULL));
+  vmm_machine_config no_vars = { .memory = 64u << 20, .cpus = 1,
+                                 .kernel = kernel,
+                                 .firmware_vars = "/nonexistent/VARS.fd" };
+  expect_new_error (&no_vars, "variable store /nonexistent/VARS.fd");
+  vmm_machine_config odd_vars = { .memory = 64u << 20, .cpus = 1,
+                                  .kernel = kernel, .firmware_vars = bad_vars };
+  expect_new_error (&odd_vars, "multiple of 4 KiB");
   g_autofree char *not_kernel = g_build_filename (dir, "kernel", NULL);
   g_assert_true (g_file_set_contents (not_kernel, "plain text", -1, NULL));
   if (need_kvm ())
@@ -214,6 +224,7 @@ test_errors (void)
       expect_new_error (&many, "CPUs");
     }
   g_unlink (bad_bios);
+  g_unlink (bad_vars);
   g_unlink (not_kernel);
   g_rmdir (dir);
 }

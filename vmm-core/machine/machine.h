@@ -54,7 +54,12 @@ typedef struct vmm_machine_config {
   uint64_t memory; /* bytes */
   unsigned cpus;
   const char *cpu_model; /* "host[,-feature...]"; NULL: host */
-  const char *firmware; /* SeaBIOS image; NULL: the installed one */
+  const char *firmware; /* SeaBIOS or OVMF (code) image; NULL: the
+                         * installed SeaBIOS. Mapped read-only below 4 GiB. */
+  /* The writable UEFI variable store (a copy of OVMF_VARS.fd): a CFI flash
+   * directly below the firmware image (or below 4 GiB for a direct boot),
+   * written back to this file. NULL: none, the image is all ROM. */
+  const char *firmware_vars;
   /* Direct boot instead of firmware when set. */
   const char *kernel;
   const char *initrd;
@@ -99,6 +104,11 @@ typedef void (*vmm_machine_serial_ready_fn) (void *opaque);
 
 /* A default search for Debian's SeaBIOS image, or NULL. */
 char *vmm_machine_find_firmware (void);
+/* Where OVMF's split images are installed: OVMF_CODE_4M.fd and the
+ * OVMF_VARS_4M.fd template side by side, in $VESSEL_OVMF_DIR when set,
+ * else Debian's /usr/share/OVMF or the Flatpak's /app/share/OVMF. Both
+ * paths (newly allocated) or FALSE. */
+gboolean vmm_machine_find_ovmf (char **code, char **vars_template);
 
 vmm_machine *vmm_machine_new (const vmm_machine_config *cfg, GError **error);
 void vmm_machine_free (vmm_machine *m);

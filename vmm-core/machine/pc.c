@@ -13,6 +13,7 @@
 #include "vmm-core/devices/fw-cfg.h"
 #include "vmm-core/devices/i8042.h"
 #include "vmm-core/devices/ide.h"
+#include "vmm-core/devices/pflash.h"
 #include "vmm-core/devices/rtc.h"
 #include "display/input.h"
 #include "display/screendump.h"
@@ -43,7 +44,15 @@
 /* Direct boot: the RSDP and tables in the F/E segments, reserved in e820. */
 #define PC_DIRECT_RSDP_ADDR 0xe0000
 #define PC_DIRECT_ACPI_ADDR 0xe0040
+/* Where firmware puts the PIIX4 PM block: SeaBIOS at 0x600; OVMF programs
+ * 0xB000 on i440FX (OvmfPkg/Include/OvmfPlatforms.h PIIX4_PMBA_VALUE, and
+ * its ResetSystemLib writes S5 there without looking), so the FADT must
+ * say the same for UEFI firmware. */
 #define PC_PM_BASE 0x600
+#define PC_PM_BASE_OVMF 0xb000
+/* A UEFI firmware image starts with a firmware volume: the header's
+ * signature "_FVH" at byte 40 (PI spec vol. 3, EFI_FIRMWARE_VOLUME_HEADER). */
+#define PC_FV_SIGNATURE_OFFSET 0x28
 /* Firmware-less boot: where the board places BARs (SeaBIOS's choices). */
 #define PC_PCI_IO_START 0xc000
 #define PC_PCI_IO_END 0x10000
@@ -80,6 +89,10 @@ struct vmm_machine {
   vmm_guest_memory mem;
   uint8_t *bios; /* page-aligned copy of the firmware image */
   size_t bios_size;
+  bool uefi;        /* the firmware is OVMF (a firmware volume) */
+  uint16_t pm_base; /* PC_PM_BASE or PC_PM_BASE_OVMF */
+  pflash *vars;     /* the UEFI variable store, or NULL */
+  uint64_t vars_gpa;
   vmm_vm *vm;
   vmm_iothread *io;
   vmm_bus *pio;
@@ -176,6 +189,30 @@ vmm_machine_find_firmware (void)
   return NULL;
 }
 
+gboolean
+vmm_machine_find_ovmf (char **code, char **vars_template)
+{
+  const char *env = g_getenv ("VESSEL_OVMF_DIR");
+  const char *const dirs[] = {
+    env && *env ? env : "/usr/share/OVMF",
+    env && *env ? NULL : "/app/share/OVMF", /* the Flatpak */
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (dirs) && dirs[i]; i++)
+    {
+      g_autofree char *c = g_build_filename (dirs[i], "OVMF_CODE_4M.fd", NULL);
+      g_autofree char *v = g_build_filename (dirs[i], "OVMF_VARS_4M.fd", NULL);
+      if (g_file_test (c, G_FILE_TEST_IS_REGULAR)
+          && g_file_test (v, G_FILE_TEST_IS_REGULAR))
+        {
+          *code = g_steal_pointer (&c);
+          *vars_template = g_steal_pointer (&v);
+          return TRUE;
+        }
+    }
+  *code = *vars_template = NULL;
+  return FALSE;
+}
+
 /* --- memory: RAM, BIOS and the PAM-controlled shadow area ------------- */
 
 static uint64_t
@@ -252,6 +289,10 @@ pc_map_memory (vmm_machine *m, GError **error)
       && !vmm_vm_map (m->vm, VMM_4G - m->bios_size, m->bios_size, m->bios,
                       true, error))
     return FALSE;
+  if (m->vars && pflash_in_array_mode (m->vars)
+      && !vmm_vm_map (m->vm, m->vars_gpa, pflash_size (m->vars),
+                      pflash_array (m->vars), true, error))
+    return FALSE;
   /* Firmware starts with shadowing off; a direct boot finds it on, as
    * firmware would have left it. */
   for (unsigned s = 0; s < PC_PAM_SEGMENTS; s++)
@@ -312,7 +353,7 @@ pc_mmio_write (void *opaque, unsigned cpu, uint64_t addr, unsigned size,
       return;
     }
   if (addr >= VMM_4G - m->bios_size && addr < VMM_4G)
-    return; /* writes to the flash are ignored */
+    return; /* writes to the firmware image (a ROM) are ignored */
   vmm_bus_write (m->mmio, addr, size, cpu, value);
 }
 
@@ -420,6 +461,8 @@ pc_do_reset (vmm_machine *m)
   vmm_device_reset (debugcon_device (m->dbg));
   vmm_device_reset (rtc_device (m->rtc));
   vmm_device_reset (fw_cfg_device (m->fw_cfg));
+  if (m->vars)
+    vmm_device_reset (pflash_device (m->vars));
   if (!pc_load_boot_state (m, &error))
     {
       g_autofree char *msg = g_strdup_printf ("reset failed: %s",
@@ -562,7 +605,7 @@ pc_build_acpi (vmm_machine *m, GError **error)
   ac.ncpus = m->cfg.cpus;
   ac.ram_below_4g = m->mem.below_4g;
   ac.ram_above_4g = m->mem.above_4g;
-  ac.pm_base = PC_PM_BASE;
+  ac.pm_base = m->pm_base;
   m->acpi = vmm_acpi_build (&ac, error);
   if (!m->acpi
       || !vmm_vm_set_ioapic_id (m->vm, vmm_acpi_ioapic_id (&ac), error))
@@ -788,13 +831,15 @@ pc_load_firmware (vmm_machine *m, GError **error)
   gsize len = 0;
   if (!g_file_get_contents (m->firmware_path, &data, &len, error))
     return FALSE;
-  if (len < 0x10000 || len > PC_BIOS_MAX || (len & 0xffff))
+  /* OVMF_CODE_4M.fd is 3568 KiB: whole pages, not 64 KiB units. */
+  if (len < 0x10000 || len > PC_BIOS_MAX || (len & 0xfff))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "%s is not a BIOS image (its size must be a multiple of "
-                   "64 KiB, up to 16 MiB)", m->firmware_path);
+                   "%s is not a firmware image (its size must be a multiple "
+                   "of 4 KiB, from 64 KiB up to 16 MiB)", m->firmware_path);
       return FALSE;
     }
+  m->uefi = memcmp (data + PC_FV_SIGNATURE_OFFSET, "_FVH", 4) == 0;
   m->bios = mmap (NULL, len, PROT_READ | PROT_WRITE,
                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m->bios == MAP_FAILED)
@@ -806,6 +851,52 @@ pc_load_firmware (vmm_machine *m, GError **error)
     }
   memcpy (m->bios, data, len);
   m->bios_size = len;
+  return TRUE;
+}
+
+/* The variable store left or entered read-array mode: its slot goes away
+ * so that status and query reads reach the device, and comes back so that
+ * array reads cost no exit. (Called with the flash's lock held; mapping
+ * takes only the VM's slot lock.) */
+static void
+pc_vars_array (void *opaque, pflash *p, bool array)
+{
+  vmm_machine *m = opaque;
+  if (!array)
+    {
+      vmm_vm_unmap (m->vm, m->vars_gpa);
+      return;
+    }
+  g_autoptr (GError) error = NULL;
+  if (!vmm_vm_map (m->vm, m->vars_gpa, pflash_size (p), pflash_array (p),
+                   true, &error))
+    g_debug ("UEFI variable store at 0x%" G_GINT64_MODIFIER "x stays "
+             "emulated: %s", m->vars_gpa, error->message);
+}
+
+/* OVMF's split layout: the code image ends at 4 GiB, the variable store
+ * sits directly below it (OvmfPkg's FD: PcdOvmfFdBaseAddress is the store's
+ * base, the code follows). */
+static gboolean
+pc_open_vars (vmm_machine *m, const char *path, GError **error)
+{
+  m->vars = pflash_open ("pflash-vars", path, false, error);
+  if (!m->vars)
+    {
+      g_prefix_error (error, "variable store ");
+      return FALSE;
+    }
+  size_t size = pflash_size (m->vars);
+  if (m->bios_size + size > PC_BIOS_MAX)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "the firmware and the variable store %s together take "
+                   "%zu KiB; at most 16 MiB fit below 4 GiB", path,
+                   (m->bios_size + size) >> 10);
+      return FALSE;
+    }
+  m->vars_gpa = VMM_4G - m->bios_size - size;
+  pflash_set_array_handler (m->vars, pc_vars_array, m);
   return TRUE;
 }
 
@@ -914,14 +1005,16 @@ pc_attach_display (vmm_machine *m, GError **error)
   if (!m->kernel)
     {
       g_autofree char *path = pc_find_vga_rom (m);
-      if (!path)
+      /* OVMF drives the std VGA with its own QemuVideoDxe and runs no
+       * legacy option ROM, so UEFI machines do without one. */
+      if (!path && !m->uefi)
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                        "no VGA BIOS found: install Debian's seabios package "
                        "or run without a display");
           return FALSE;
         }
-      if (!g_file_get_contents (path, &rom, &rom_len, error))
+      if (path && !g_file_get_contents (path, &rom, &rom_len, error))
         return FALSE;
     }
   m->vga = vga_create (m->pio, m->mmio, (const uint8_t *) rom, rom_len, 0,
@@ -1185,9 +1278,21 @@ pc_load_nic_rom (vmm_machine *m, const vmm_nic_config *nc, char **rom,
     {
       if (m->kernel)
         return TRUE;
-      path = g_build_filename (PC_IPXE_DIR, nc->model == VMM_NIC_E1000
-                                                ? "pxe-e1000.rom"
-                                                : "pxe-virtio.rom", NULL);
+      /* UEFI firmware runs only EFI drivers from ROM BARs: Debian's
+       * ipxe-qemu ships efi-*.rom (legacy and EFI images in one) for it. */
+      const char *model = nc->model == VMM_NIC_E1000 ? "e1000" : "virtio";
+      if (m->uefi)
+        {
+          g_autofree char *name = g_strdup_printf ("efi-%s.rom", model);
+          path = g_build_filename (PC_IPXE_DIR, name, NULL);
+          if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+            g_clear_pointer (&path, g_free);
+        }
+      if (!path)
+        {
+          g_autofree char *name = g_strdup_printf ("pxe-%s.rom", model);
+          path = g_build_filename (PC_IPXE_DIR, name, NULL);
+        }
       if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
         return TRUE;
     }
@@ -1360,6 +1465,9 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
                    "initrd %s: no such file", m->initrd);
       goto fail;
     }
+  if (cfg->firmware_vars && !pc_open_vars (m, cfg->firmware_vars, error))
+    goto fail;
+  m->pm_base = m->uefi ? PC_PM_BASE_OVMF : PC_PM_BASE;
 
   if (!vmm_guest_memory_init (&m->mem, cfg->memory, error))
     goto fail;
@@ -1380,6 +1488,8 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
   m->pci = vmm_pci_host_new (m->pio, m->mmio, pc_route_intx, m, error);
   if (!m->pci)
     goto fail;
+  if (m->vars && !pflash_attach (m->vars, m->mmio, m->vars_gpa, error))
+    goto fail;
 
   m->msi_host = (vmm_msi_host) { pc_msi_add, pc_msi_update, pc_msi_remove, m };
   m->ioeventfd_host = (vmm_ioeventfd_host) { pc_ioeventfd_add,
@@ -1391,7 +1501,7 @@ vmm_machine_new (const vmm_machine_config *cfg, GError **error)
     .pam_changed = pc_pam_changed,
     .set_gsi = pc_set_gsi,
   };
-  if (!pc_board_init (&m->board, m->pio, m->pci, clock, &cb, PC_PM_BASE,
+  if (!pc_board_init (&m->board, m->pio, m->pci, clock, &cb, m->pm_base,
                       m->kernel != NULL, error))
     goto fail;
   m->input = display_input_new (&(display_input_backend) {
@@ -1484,6 +1594,8 @@ vmm_machine_free (vmm_machine *m)
   if (m->rtc)
     vmm_device_destroy (rtc_device (m->rtc));
   fw_cfg_free (m->fw_cfg);
+  if (m->vars)
+    vmm_device_destroy (pflash_device (m->vars));
   vmm_pci_host_free (m->pci);
   vmm_bus_free (m->pio);
   vmm_bus_free (m->mmio);
