@@ -243,12 +243,12 @@ static gboolean unlocked_io(Qcow2 *q, gboolean write, uint64_t host, void *buf,
                             size_t len, GError **error)
 {
   VmmBlock *bs = q->bs;
-  q->io_in_flight++;
+  g_atomic_int_inc(&q->io_in_flight);
   g_rec_mutex_unlock(&bs->lock);
   gboolean ok = write ? vmm_block_pwrite(bs, host, buf, len, error)
                       : vmm_block_pread(bs, host, buf, len, error);
   g_rec_mutex_lock(&bs->lock);
-  q->io_in_flight--;
+  g_atomic_int_add(&q->io_in_flight, -1);
   return ok;
 }
 
@@ -312,7 +312,7 @@ gboolean qcow2_map_direct(VmmBlock *bs, gboolean write, uint64_t off,
     *fd = bs->dfd;
     *host = run_host;
     *pinned = TRUE;
-    q->io_in_flight++;
+    g_atomic_int_inc(&q->io_in_flight);
     if (write)
       q->need_sync = TRUE;
     return TRUE;
@@ -356,9 +356,7 @@ gboolean qcow2_reads_zero(VmmBlock *bs, uint64_t off, uint64_t len)
 void qcow2_unpin_io(VmmBlock *bs)
 {
   Qcow2 *q = bs->opaque;
-  g_rec_mutex_lock(&bs->lock);
-  q->io_in_flight--;
-  g_rec_mutex_unlock(&bs->lock);
+  g_atomic_int_add(&q->io_in_flight, -1);
 }
 
 gboolean qcow2_read(VmmBlock *bs, uint64_t off, void *vbuf, size_t len,

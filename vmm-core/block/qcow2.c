@@ -472,7 +472,7 @@ gboolean qcow2_flush_all(Qcow2 *q, GError **error)
     return FALSE;
   /* 4. only now nothing on disk points at freed clusters: drop their refs
    * (later if a request is still reading or writing a cluster unlocked) */
-  if (q->pending_free->len > 0 && q->io_in_flight == 0) {
+  if (q->pending_free->len > 0 && g_atomic_int_get(&q->io_in_flight) == 0) {
     if (!qcow2_apply_pending_frees(q, error))
       return FALSE;
     if (!qcow2_cache_flush(q, q->refblock_cache, error) ||

@@ -131,8 +131,10 @@ typedef struct Qcow2 {
   uint64_t comp_next;        /* next free byte for compressed data (0: none) */
   uint64_t comp_end;         /* end of the cluster comp_next lies in */
   gboolean need_sync;        /* host writes since the last fdatasync */
-  unsigned io_in_flight;     /* data preads/pwrites running without the lock;
-                                frees are not applied while any runs */
+  gint io_in_flight;         /* data preads/pwrites running without the lock;
+                                frees are not applied while any runs (raised
+                                under the lock, lowered atomically without:
+                                an io_uring completion need not wait for it) */
   gboolean dirty_on_disk;    /* we set the dirty bit (lazy refcounts) */
   /* Allocating writes whose data is being written without the lock: guest
    * cluster ranges (pairs of first, count).  Other writes to those clusters
