@@ -68,6 +68,7 @@ pc_board_init (pc_board *b, vmm_bus *pio, vmm_pci_host *pci, vmm_clock *clock,
                bool direct_boot, GError **error)
 {
   memset (b, 0, sizeof *b);
+  g_mutex_init (&b->pirq_lock);
   b->cb = *cb;
   b->pci = pci;
   b->pm_base = pm_base;
@@ -109,7 +110,9 @@ pc_board_reset (pc_board *b)
   vmm_device_reset (piix4_pm_device (b->pm));
   vmm_device_reset (i8042_device (b->i8042));
   vmm_device_reset (port92_device (b->port92));
+  g_mutex_lock (&b->pirq_lock);
   memset (b->pirq_level, 0, sizeof b->pirq_level);
+  g_mutex_unlock (&b->pirq_lock);
   if (b->direct_boot)
     board_program_like_firmware (b);
 }
@@ -127,6 +130,7 @@ pc_board_destroy (pc_board *b)
     vmm_device_destroy (piix3_device (b->piix3));
   if (b->i440fx)
     vmm_device_destroy (i440fx_device (b->i440fx));
+  g_mutex_clear (&b->pirq_lock);
   memset (b, 0, sizeof *b);
 }
 
@@ -136,6 +140,7 @@ pc_board_route_intx (pc_board *b, unsigned devfn, unsigned pin, bool level)
   if (pin < 1 || pin > 4)
     return;
   unsigned pirq = ((devfn >> 3) + (pin - 1)) & 3;
+  g_mutex_lock (&b->pirq_lock);
   bool was = b->pirq_level[pirq] > 0;
   if (level)
     b->pirq_level[pirq]++;
@@ -144,6 +149,7 @@ pc_board_route_intx (pc_board *b, unsigned devfn, unsigned pin, bool level)
   bool now = b->pirq_level[pirq] > 0;
   if (was != now)
     b->cb.set_gsi (b->cb.opaque, PC_PIRQ_GSI_BASE + pirq, now);
+  g_mutex_unlock (&b->pirq_lock);
 }
 
 void

@@ -26,7 +26,11 @@ typedef struct pc_board {
   struct port92 *port92;
   uint16_t pm_base;
   bool direct_boot;
-  uint8_t pirq_level[4]; /* how many functions assert each PIRQ */
+  /* How many functions assert each PIRQ. Devices raise and lower INTx from
+   * vCPU threads and the I/O thread at once: under pirq_lock, which also
+   * keeps the GSI changes in the order the counts changed. */
+  GMutex pirq_lock;
+  uint8_t pirq_level[4];
 } pc_board;
 
 /* @direct_boot: no firmware will run, so the board programs what firmware
