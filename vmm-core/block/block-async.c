@@ -40,19 +40,26 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #ifdef VMM_HAVE_LIBURING
 #include <liburing.h>
 #endif
 
 #define VMM_BLOCK_POOL_THREADS 4
+/* A vectored request that cannot go to the kernel as it is moves through a
+ * bounce buffer on the worker, this much at a time (memory per request stays
+ * bounded whatever length a guest asks for). */
+#define VMM_BLOCK_BOUNCE_CHUNK (1u << 20)
 #define VMM_BLOCK_URING_ENTRIES 256
 
 typedef struct {
   VmmBlock *bs;
   VmmBlockOp op;
   uint64_t offset;
-  void *buf;
+  void *buf;         /* one buffer, or NULL with iov */
+  struct iovec *iov; /* the caller's buffers (a copy of the array), or NULL */
+  unsigned iovcnt;
   uint64_t len;
   VmmBlockCompletion done;
   gpointer user_data;
@@ -67,6 +74,7 @@ static void request_finish(Request *req)
   if (req->done)
     req->done(bs, req->ok, req->error, req->user_data);
   g_clear_error(&req->error);
+  g_free(req->iov);
   g_free(req);
   g_mutex_lock(&bs->async_lock);
   bs->in_flight--;
@@ -83,10 +91,61 @@ static gboolean complete_in_context(gpointer data)
 
 static void deliver(Request *req);
 
+/* Copies between the request's buffers, from byte @skip, and @flat. */
+static void iov_copy(const Request *req, uint64_t skip, uint8_t *flat,
+                     uint64_t len, gboolean to_iov)
+{
+  for (unsigned i = 0; i < req->iovcnt && len; i++) {
+    const struct iovec *v = &req->iov[i];
+    if (skip >= v->iov_len) {
+      skip -= v->iov_len;
+      continue;
+    }
+    uint64_t n = MIN(len, v->iov_len - skip);
+    if (to_iov)
+      memcpy((uint8_t *)v->iov_base + skip, flat, n);
+    else
+      memcpy(flat, (const uint8_t *)v->iov_base + skip, n);
+    flat += n;
+    len -= n;
+    skip = 0;
+  }
+}
+
+/* A vectored read or write the synchronous way: through a bounce buffer, a
+ * chunk at a time. */
+static gboolean worker_vectored(Request *req)
+{
+  VmmBlock *bs = req->bs;
+  gboolean write = req->op == VMM_BLOCK_OP_WRITE;
+  uint8_t *bounce = g_aligned_alloc(1, MIN(req->len, (uint64_t)VMM_BLOCK_BOUNCE_CHUNK),
+                                    4096);
+  gboolean ok = TRUE;
+  for (uint64_t done = 0; ok && done < req->len;) {
+    uint64_t n = MIN(req->len - done, (uint64_t)VMM_BLOCK_BOUNCE_CHUNK);
+    if (write) {
+      iov_copy(req, done, bounce, n, FALSE);
+      ok = vmm_block_write(bs, req->offset + done, bounce, n, &req->error);
+    } else {
+      ok = vmm_block_read(bs, req->offset + done, bounce, n, &req->error);
+      if (ok)
+        iov_copy(req, done, bounce, n, TRUE);
+    }
+    done += n;
+  }
+  g_aligned_free(bounce);
+  return ok;
+}
+
 static void worker(gpointer data, gpointer pool_data)
 {
   Request *req = data;
   VmmBlock *bs = req->bs;
+  if (req->iov && (req->op == VMM_BLOCK_OP_READ || req->op == VMM_BLOCK_OP_WRITE)) {
+    req->ok = worker_vectored(req);
+    deliver(req);
+    return;
+  }
   switch (req->op) {
   case VMM_BLOCK_OP_READ:
     req->ok = vmm_block_read(bs, req->offset, req->buf, req->len, &req->error);
@@ -220,7 +279,11 @@ static gboolean uring_push(struct VmmBlockUring *u, Request *req, int fd,
     g_mutex_unlock(&u->sq_lock);
     return FALSE;
   }
-  if (req->op == VMM_BLOCK_OP_READ)
+  if (req->iov && req->op == VMM_BLOCK_OP_READ)
+    io_uring_prep_readv(sqe, fd, req->iov, req->iovcnt, host);
+  else if (req->iov)
+    io_uring_prep_writev(sqe, fd, req->iov, req->iovcnt, host);
+  else if (req->op == VMM_BLOCK_OP_READ)
     io_uring_prep_read(sqe, fd, req->buf, (unsigned)req->len, host);
   else
     io_uring_prep_write(sqe, fd, req->buf, (unsigned)req->len, host);
@@ -243,11 +306,14 @@ static gboolean uring_push(struct VmmBlockUring *u, Request *req, int fd,
 static gboolean try_uring(Request *req)
 {
   VmmBlock *bs = req->bs;
+  uintptr_t align = (uintptr_t)req->buf | req->offset | req->len;
+  for (unsigned i = 0; i < req->iovcnt; i++)
+    align |= (uintptr_t)req->iov[i].iov_base | req->iov[i].iov_len;
   if (bs->dfd < 0 || req->len == 0 || req->len > (1u << 30) ||
+      req->iovcnt > IOV_MAX ||
       (req->op == VMM_BLOCK_OP_WRITE && bs->read_only) ||
       req->offset > bs->size || req->len > bs->size - req->offset ||
-      (((uintptr_t)req->buf | req->offset | req->len) &
-       (VMM_BLOCK_DIRECT_ALIGN - 1)))
+      (align & (VMM_BLOCK_DIRECT_ALIGN - 1)))
     return FALSE;
   g_mutex_lock(&bs->async_lock);
   struct VmmBlockUring *u = uring_get(bs);
@@ -334,7 +400,11 @@ static gboolean try_zero_read(Request *req)
   g_rec_mutex_unlock(&bs->lock);
   if (!zero)
     return FALSE;
-  memset(req->buf, 0, req->len);
+  if (req->iov)
+    for (unsigned i = 0; i < req->iovcnt; i++)
+      memset(req->iov[i].iov_base, 0, req->iov[i].iov_len);
+  else
+    memset(req->buf, 0, req->len);
   req->ok = TRUE;
   if (inline_running) {
     g_queue_push_tail(&inline_done, req);
@@ -353,6 +423,8 @@ void vmm_block_set_completion_context(VmmBlock *bs, GMainContext *context)
   bs->completion_ctx = context;
 }
 
+static void submit(Request *req);
+
 void vmm_block_submit(VmmBlock *bs, VmmBlockOp op, uint64_t offset, void *buf,
                       uint64_t len, VmmBlockCompletion done, gpointer user_data)
 {
@@ -364,6 +436,31 @@ void vmm_block_submit(VmmBlock *bs, VmmBlockOp op, uint64_t offset, void *buf,
   req->len = len;
   req->done = done;
   req->user_data = user_data;
+  submit(req);
+}
+
+void vmm_block_submitv(VmmBlock *bs, VmmBlockOp op, uint64_t offset,
+                       const struct iovec *iov, unsigned iovcnt,
+                       VmmBlockCompletion done, gpointer user_data)
+{
+  g_return_if_fail(op == VMM_BLOCK_OP_READ || op == VMM_BLOCK_OP_WRITE);
+  Request *req = g_new0(Request, 1);
+  req->bs = bs;
+  req->op = op;
+  req->offset = offset;
+  req->iov = g_memdup2(iov, sizeof *iov * iovcnt);
+  req->iovcnt = iovcnt;
+  for (unsigned i = 0; i < iovcnt; i++)
+    req->len += iov[i].iov_len;
+  req->done = done;
+  req->user_data = user_data;
+  submit(req);
+}
+
+static void submit(Request *req)
+{
+  VmmBlock *bs = req->bs;
+  VmmBlockOp op = req->op;
   if (op == VMM_BLOCK_OP_WRITE || op == VMM_BLOCK_OP_DISCARD
       || op == VMM_BLOCK_OP_WRITE_ZEROES)
     __atomic_add_fetch(&bs->writes, 1, __ATOMIC_RELAXED);

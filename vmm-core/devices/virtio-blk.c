@@ -3,6 +3,7 @@
 
 #include <gio/gio.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "vmm-core/devices/devstate.h"
 
@@ -22,9 +23,9 @@ struct virtio_blk {
   gint refs; /* the owner's, plus one per request in flight */
   bool destroyed;
   GPtrArray *requests;  /* in flight, current generation */
-  /* Reads into the guest's own buffers not yet completed (any generation):
-   * a reset waits for their data to land first. */
-  unsigned direct_reads;
+  /* Reads not yet completed (any generation): they land in the guest's own
+   * buffers, so a reset waits for their data first. */
+  unsigned guest_reads;
   unsigned in_flight[VIRTIO_BLK_MAX_QUEUES];
   bool processing[VIRTIO_BLK_MAX_QUEUES]; /* process_queue is on the stack */
   /* Heads restored from a saved state, to be run again. */
@@ -45,8 +46,6 @@ typedef struct blk_req {
   uint64_t data_len;
   uint64_t done;  /* data bytes transferred so far */
   uint64_t chunk; /* bytes of the request in flight */
-  uint8_t *bounce;
-  bool direct; /* the block layer reads/writes the guest's buffer itself */
   uint32_t written; /* bytes written into the guest's buffers */
   uint8_t *ranges;  /* DISCARD / WRITE_ZEROES segments, copied once */
   unsigned n_ranges;
@@ -73,7 +72,6 @@ req_free (blk_req *req)
 {
   g_array_unref (req->rd);
   g_array_unref (req->wr);
-  g_aligned_free (req->bounce);
   g_free (req->ranges);
   g_free (req);
 }
@@ -102,37 +100,34 @@ sg_copy (GArray *segs, uint64_t offset, uint8_t *buf, uint64_t len,
     }
 }
 
-/* The host address of bytes [@offset, @offset + @len) of the segments' byte
- * stream when they lie in one host-contiguous run (adjacent segments that
- * continue each other count as one), else NULL. */
-static uint8_t *
-sg_contiguous (GArray *segs, uint64_t offset, uint64_t len)
+/* The segments' bytes [@offset, @offset + @len) as host buffers, adjacent
+ * segments that continue each other in host memory merged into one; returns
+ * how many (*iov is g_malloc'd). The caller checked the segments hold that
+ * many bytes. */
+static unsigned
+sg_iovec (GArray *segs, uint64_t offset, uint64_t len, struct iovec **iov)
 {
-  uint8_t *start = NULL, *next = NULL;
+  *iov = g_new (struct iovec, MAX (segs->len, 1));
+  unsigned n = 0;
   for (guint i = 0; i < segs->len && len; i++)
     {
       const vmm_vq_seg *s = &g_array_index (segs, vmm_vq_seg, i);
-      uint8_t *host = (uint8_t *) s->host;
-      uint64_t n;
-      if (!start)
+      if (offset >= s->len)
         {
-          if (offset >= s->len)
-            {
-              offset -= s->len;
-              continue;
-            }
-          start = host + offset;
-          n = MIN (len, s->len - offset);
-          next = start;
+          offset -= s->len;
+          continue;
         }
-      else if (host == next)
-        n = MIN (len, s->len);
+      uint8_t *host = (uint8_t *) s->host + offset;
+      uint64_t take = MIN (len, s->len - offset);
+      if (n && (uint8_t *) (*iov)[n - 1].iov_base + (*iov)[n - 1].iov_len
+                   == host)
+        (*iov)[n - 1].iov_len += take;
       else
-        return NULL;
-      next += n;
-      len -= n;
+        (*iov)[n++] = (struct iovec){ host, take };
+      len -= take;
+      offset = 0;
     }
-  return len ? NULL : start;
+  return n;
 }
 
 static uint64_t
@@ -175,8 +170,8 @@ req_done (VmmBlock *bs, gboolean ok, const GError *error, gpointer data)
   blk_req *req = data;
   virtio_blk *blk = req->blk;
   g_mutex_lock (&blk->dev.lock);
-  if (req->direct && req->type == VIRTIO_BLK_T_IN)
-    blk->direct_reads--;
+  if (req->type == VIRTIO_BLK_T_IN)
+    blk->guest_reads--;
   if (blk->destroyed || req->generation != blk->generation)
     {
       g_mutex_unlock (&blk->dev.lock);
@@ -196,8 +191,6 @@ req_done (VmmBlock *bs, gboolean ok, const GError *error, gpointer data)
   switch (req->type)
     {
     case VIRTIO_BLK_T_IN:
-      if (!req->direct)
-        sg_copy (req->wr, req->done, req->bounce, req->chunk, true);
       req->written += (uint32_t) req->chunk;
       req->done += req->chunk;
       break;
@@ -230,37 +223,25 @@ req_step (blk_req *req)
             req_finish (req, VIRTIO_BLK_S_OK);
             return;
           }
-        uint64_t off = req->sector * VIRTIO_BLK_SECTOR + req->done;
+        uint64_t off = req->sector * VIRTIO_BLK_SECTOR;
         bool out = req->type == VIRTIO_BLK_T_OUT;
         VmmBlockOp op = out ? VMM_BLOCK_OP_WRITE : VMM_BLOCK_OP_READ;
-        /* Data in one run of guest memory goes straight between the image
-         * and the guest (no copy on this thread; O_DIRECT where the guest's
-         * buffer is aligned); scattered data goes through a bounce buffer. */
-        uint8_t *guest = req->done ? NULL
-                         : out ? sg_contiguous (req->rd, BLK_HEADER_BYTES,
-                                                req->data_len)
-                               : sg_contiguous (req->wr, 0, req->data_len);
-        if (guest)
-          {
-            req->direct = true;
-            req->chunk = req->data_len;
-            if (!out)
-              blk->direct_reads++;
-            vmm_block_submit (blk->bs, op, off, guest, req->chunk, req_done,
-                              req);
-            return;
-          }
-        req->chunk = MIN (req->data_len - req->done, VIRTIO_BLK_BOUNCE_MAX);
-        if (!req->bounce)
-          /* aligned, so that cache=none images take it with O_DIRECT */
-          req->bounce = g_aligned_alloc (1, MIN (req->data_len,
-                                                 VIRTIO_BLK_BOUNCE_MAX),
-                                         4096);
-        if (out)
-          sg_copy (req->rd, BLK_HEADER_BYTES + req->done, req->bounce,
-                   req->chunk, false);
-        vmm_block_submit (blk->bs, op, off, req->bounce, req->chunk, req_done,
-                          req);
+        /* The block layer moves the data between the image and the guest's
+         * buffers itself: straight from/into guest memory through the
+         * kernel where it can (O_DIRECT when aligned), else through a
+         * bounce buffer on its worker, never with a copy on this thread. */
+        g_autofree struct iovec *iov = NULL;
+        unsigned n = out ? sg_iovec (req->rd, BLK_HEADER_BYTES, req->data_len,
+                                     &iov)
+                         : sg_iovec (req->wr, 0, req->data_len, &iov);
+        req->chunk = req->data_len;
+        if (!out)
+          blk->guest_reads++;
+        if (n == 1)
+          vmm_block_submit (blk->bs, op, off, iov[0].iov_base, req->chunk,
+                            req_done, req);
+        else
+          vmm_block_submitv (blk->bs, op, off, iov, n, req_done, req);
         return;
       }
     case VIRTIO_BLK_T_FLUSH:
@@ -520,7 +501,7 @@ blk_virtio_reset (void *opaque)
    * guest memory cannot be dropped, so the reset waits until their data
    * has landed: after it, nothing from before writes the guest's RAM
    * (a device reset stops its DMA, virtio 1.2 2.1.1). */
-  if (blk->direct_reads)
+  if (blk->guest_reads)
     vmm_block_wait_transfers (blk->bs);
   blk->generation++;
   g_ptr_array_set_size (blk->requests, 0);

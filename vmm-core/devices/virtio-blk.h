@@ -9,13 +9,14 @@
  * not assume any framing (5.2.6.4): the header is the first 16 readable
  * bytes, the status the last writable byte.
  *
- * Data goes through a bounce buffer per request of at most 1 MiB: larger
- * requests run as consecutive chunks of it. Writes copy guest memory into the
- * buffer before submitting; reads copy into guest memory on completion, on
- * the I/O thread, only if the device has not been reset since (a reset
- * forgets in-flight requests, so nothing of theirs lands in the guest
- * after). At most queue-size requests are in flight per queue; more wait in
- * the ring.
+ * Data moves between the image and the guest's buffers in the block layer
+ * (vmm_block_submit / vmm_block_submitv): straight through the kernel where
+ * the image and alignment allow, else through the block layer's bounce
+ * buffer on its worker thread; no copy on the I/O thread. Reads land in
+ * guest memory as they complete, so a reset waits until the reads in flight
+ * have landed (vmm_block_wait_transfers) and then forgets them: nothing of
+ * theirs (data, status, used entry) reaches the guest after. At most
+ * queue-size requests are in flight per queue; more wait in the ring.
  *
  * Guest errors: a request the device can answer (short header, bad length,
  * range past the capacity, write to a read-only disk) gets IOERR or UNSUPP;
@@ -34,7 +35,6 @@ G_BEGIN_DECLS
 #define VIRTIO_BLK_SECTOR 512
 #define VIRTIO_BLK_ID_BYTES 20
 #define VIRTIO_BLK_CONFIG_LEN 60
-#define VIRTIO_BLK_BOUNCE_MAX (1u << 20)
 #define VIRTIO_BLK_MAX_DISCARD_SECTORS (1u << 22)
 #define VIRTIO_BLK_MAX_DISCARD_SEG 8
 
