@@ -651,8 +651,8 @@ static void
 test_large_dma (fixture *f, gconstpointer data)
 {
   /* 2048 sectors (1 MiB, every sector of the disk) with 64 KiB PRDs (count
-   * 0): once as one run of guest memory (read straight into it), once with
-   * a 4 KiB gap after every buffer (through the bounce buffer). */
+   * 0): once as one run of guest memory (one buffer for the block layer),
+   * once with a 4 KiB gap after every buffer (a vectored request). */
   for (unsigned gap = 0; gap <= 4096; gap += 4096)
     {
       uint8_t *t = f->mem.host + 0x1000;

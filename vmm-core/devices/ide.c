@@ -8,11 +8,13 @@
  * Per channel both devices latch every task-file write (ATA-6 7.1); the
  * selected one (DEV bit) executes commands and drives INTRQ. PIO data moves
  * through a per-device buffer one DRQ block at a time with synchronous block
- * I/O; DMA data moves through a bounce buffer per request, with the block
- * I/O submitted asynchronously and completed on the I/O context. */
+ * I/O; DMA hands the PRDs' guest buffers to the block layer (which moves
+ * the data straight through the kernel, or through its own bounce buffer
+ * on a worker), submitted asynchronously and completed on the I/O context. */
 #include "vmm-core/devices/ide.h"
 
 #include <gio/gio.h>
+#include <sys/uio.h>
 
 #include "vmm-core/devices/devstate.h"
 
@@ -176,8 +178,8 @@ struct ide_channel {
   int dma_unit;  /* drive with a DMA command, or -1 */
   bool dma_busy; /* a request of it is in flight */
   unsigned gen;  /* bumped to disown in-flight requests (dma_disown) */
-  /* The image a DMA read of the current generation reads straight into
-   * guest memory, while it is in flight (dma_disown waits for it). */
+  /* The image a DMA read of the current generation is reading into guest
+   * memory, while it is in flight (dma_disown waits for it). */
   VmmBlock *direct_read_bs;
   bool logged_prd_error;
   ide_drive drive[IDE_NUM_UNITS];
@@ -248,8 +250,8 @@ set_signature (ide_drive *d)
 }
 
 /* Disowns the channel's DMA request in flight: its completion will find a
- * newer generation and drop it. A read going straight into guest memory
- * cannot be dropped, so this waits until its data has landed: after a
+ * newer generation and drop it. A read lands in guest memory as it
+ * completes and cannot be dropped, so this waits until its data has landed: after a
  * reset or a cancelled command the guest's memory no longer changes under
  * it (as on hardware, where the bus master stops). */
 static void
@@ -627,9 +629,6 @@ typedef struct dma_seg {
   uint32_t len;
 } dma_seg;
 
-/* Large transfers move through the bounce buffer in pieces. */
-#define DMA_CHUNK (1024 * 1024)
-
 typedef struct dma_request {
   ide_channel *ch;
   ide_drive *d;
@@ -640,13 +639,8 @@ typedef struct dma_request {
   bool flushing;
   bool prd_longer; /* the PRDs describe more than the transfer */
   uint64_t disk_off;
-  uint64_t len, done;
-  uint32_t chunk;
-  uint8_t *direct; /* the guest's buffer, when the PRDs make one run */
-  uint8_t *bounce; /* else this, DMA_CHUNK at a time */
+  uint64_t len;
   GArray *segs;
-  guint seg;       /* cursor in segs at @done */
-  uint32_t seg_off;
 } dma_request;
 
 /* Walks the PRD table for @bytes, every entry and buffer through the one
@@ -694,41 +688,23 @@ prd_walk (ide_channel *ch, uint64_t bytes, GArray *segs, bool *longer)
   return false;
 }
 
-/* The start of the guest memory the segments describe, when each one
- * continues the one before in host memory; else NULL. */
-static uint8_t *
-dma_segs_contiguous (GArray *segs)
+/* The segments as host buffers, each run that continues in host memory
+ * merged into one; returns how many (*iov is g_malloc'd). */
+static unsigned
+dma_segs_iovec (GArray *segs, struct iovec **iov)
 {
-  if (!segs->len)
-    return NULL;
-  const dma_seg *s = &g_array_index (segs, dma_seg, 0);
-  for (guint i = 1; i < segs->len; i++)
-    if (s[i].host != s[i - 1].host + s[i - 1].len)
-      return NULL;
-  return s[0].host;
-}
-
-/* Moves the next @n bytes between the bounce buffer and guest memory. */
-static void
-dma_copy (dma_request *req, uint32_t n, bool to_guest)
-{
-  uint32_t off = 0;
-  while (off < n && req->seg < req->segs->len)
+  *iov = g_new (struct iovec, MAX (segs->len, 1));
+  unsigned n = 0;
+  for (guint i = 0; i < segs->len; i++)
     {
-      dma_seg *s = &g_array_index (req->segs, dma_seg, req->seg);
-      uint32_t take = MIN (n - off, s->len - req->seg_off);
-      if (to_guest)
-        memcpy (s->host + req->seg_off, req->bounce + off, take);
+      const dma_seg *s = &g_array_index (segs, dma_seg, i);
+      if (n && (uint8_t *) (*iov)[n - 1].iov_base + (*iov)[n - 1].iov_len
+                   == s->host)
+        (*iov)[n - 1].iov_len += s->len;
       else
-        memcpy (req->bounce + off, s->host + req->seg_off, take);
-      off += take;
-      req->seg_off += take;
-      if (req->seg_off == s->len)
-        {
-          req->seg++;
-          req->seg_off = 0;
-        }
+        (*iov)[n++] = (struct iovec){ s->host, s->len };
     }
+  return n;
 }
 
 static void
@@ -737,7 +713,6 @@ dma_request_free (dma_request *req)
   if (req->atapi && req->bs)
     atapi_end_io (req->d->cd, req->bs);
   g_array_unref (req->segs);
-  g_aligned_free (req->bounce);
   g_free (req);
 }
 
@@ -787,39 +762,30 @@ dma_finish (ide_channel *ch, ide_drive *d, bool ok, bool prd_longer,
 static void dma_complete (VmmBlock *bs, gboolean ok, const GError *error,
                           gpointer user_data);
 
+/* Submits the transfer, or the flush after a write with the write cache
+ * off. The block layer moves the data between the image and the guest's
+ * buffers itself: straight through the kernel where it can (O_DIRECT when
+ * aligned), else through its bounce buffer on its worker thread. */
 static void
 dma_submit (dma_request *req, VmmBlockOp op)
 {
   ide_controller *ide = req->ch->ide;
   ide->in_flight++;
   vmm_block_set_completion_context (req->bs, ide->io_context);
-  if (req->direct && op == VMM_BLOCK_OP_READ)
-    req->ch->direct_read_bs = req->bs;
-  vmm_block_submit (req->bs, op, req->disk_off + req->done,
-                    req->direct ? req->direct + req->done : req->bounce,
-                    op == VMM_BLOCK_OP_FLUSH ? 0 : req->chunk, dma_complete,
-                    req);
-}
-
-/* Submits the next piece of the transfer (a write copies it from the guest
- * first). */
-static void
-dma_next (dma_request *req)
-{
-  if (req->direct)
+  if (op == VMM_BLOCK_OP_FLUSH)
     {
-      req->chunk = (uint32_t) (req->len - req->done);
-      dma_submit (req, req->write ? VMM_BLOCK_OP_WRITE : VMM_BLOCK_OP_READ);
+      vmm_block_submit (req->bs, op, 0, NULL, 0, dma_complete, req);
       return;
     }
-  req->chunk = (uint32_t) MIN (req->len - req->done, (uint64_t) DMA_CHUNK);
-  if (req->write)
-    {
-      dma_copy (req, req->chunk, false);
-      dma_submit (req, VMM_BLOCK_OP_WRITE);
-    }
+  if (op == VMM_BLOCK_OP_READ)
+    req->ch->direct_read_bs = req->bs;
+  g_autofree struct iovec *iov = NULL;
+  unsigned n = dma_segs_iovec (req->segs, &iov);
+  if (n == 1)
+    vmm_block_submit (req->bs, op, req->disk_off, iov[0].iov_base, req->len,
+                      dma_complete, req);
   else
-    dma_submit (req, VMM_BLOCK_OP_READ);
+    vmm_block_submitv (req->bs, op, req->disk_off, iov, n, dma_complete, req);
 }
 
 static void
@@ -835,7 +801,7 @@ dma_complete (VmmBlock *bs, gboolean ok, const GError *error,
   if (!ok)
     g_debug ("%s: DMA %s failed: %s", ide->dev.name,
              req->write ? "write" : "read", error ? error->message : "?");
-  if (req->gen == ch->gen && ch->direct_read_bs && !req->write)
+  if (req->gen == ch->gen && !req->write)
     ch->direct_read_bs = NULL;
   if (req->gen != ch->gen)
     dma_request_free (req); /* reset or cancelled meanwhile */
@@ -848,12 +814,7 @@ dma_complete (VmmBlock *bs, gboolean ok, const GError *error,
     }
   else if (!req->flushing)
     {
-      if (!req->write && !req->direct)
-        dma_copy (req, req->chunk, true);
-      req->done += req->chunk;
-      if (req->done < req->len)
-        dma_next (req);
-      else if (req->write && !req->d->write_cache)
+      if (req->write && !req->d->write_cache)
         {
           req->flushing = true;
           dma_submit (req, VMM_BLOCK_OP_FLUSH);
@@ -944,15 +905,8 @@ dma_try_start (ide_channel *ch)
   req->disk_off = d->dma_lba * sector;
   req->len = len;
   req->segs = g_steal_pointer (&segs);
-  /* PRDs that make one run of guest memory: the block layer moves the
-   * data itself (no copy; O_DIRECT when aligned). Otherwise a bounce
-   * buffer, page-aligned so that a cache=none image takes it with
-   * O_DIRECT. */
-  req->direct = dma_segs_contiguous (req->segs);
-  if (!req->direct)
-    req->bounce = g_aligned_alloc (1, MIN (len, (uint64_t) DMA_CHUNK), 4096);
   ch->dma_busy = true;
-  dma_next (req);
+  dma_submit (req, req->write ? VMM_BLOCK_OP_WRITE : VMM_BLOCK_OP_READ);
 }
 
 /* A DMA command was issued to @d: waits for the bus master's START. */
