@@ -252,6 +252,27 @@ static gboolean unlocked_io(Qcow2 *q, gboolean write, uint64_t host, void *buf,
   return ok;
 }
 
+/* The L2 entry for guest offset @o without any I/O: FALSE when its L2
+ * table is not in the cache or the L1 entry is bad (0 where there is no L2
+ * table). */
+static gboolean peek_l2_entry(Qcow2 *q, uint64_t o, uint64_t *l2e)
+{
+  uint64_t l1i = qcow2_l1_index(o, q->cluster_bits);
+  *l2e = 0;
+  if (l1i >= q->l1_size)
+    return TRUE;
+  uint64_t e = q->l1_table[l1i];
+  if (e & QCOW2_L1E_RESERVED)
+    return FALSE;
+  if (!(e & QCOW2_L1E_OFFSET_MASK))
+    return TRUE;
+  const uint8_t *t = qcow2_cache_peek(q->l2_cache, e & QCOW2_L1E_OFFSET_MASK);
+  if (!t)
+    return FALSE;
+  *l2e = qcow2_be64(t + 8 * qcow2_l2_index(o, q->cluster_bits));
+  return TRUE;
+}
+
 gboolean qcow2_map_direct(VmmBlock *bs, gboolean write, uint64_t off,
                           uint64_t len, int *fd, uint64_t *host,
                           gboolean *pinned)
@@ -265,18 +286,9 @@ gboolean qcow2_map_direct(VmmBlock *bs, gboolean write, uint64_t off,
     uint64_t o = off + done;
     uint64_t in = qcow2_offset_in_cluster(o, q->cluster_bits);
     uint64_t n = MIN(len - done, q->cluster_size - in);
-    uint64_t l1i = qcow2_l1_index(o, q->cluster_bits), l2e = 0;
-    if (l1i < q->l1_size) {
-      uint64_t e = q->l1_table[l1i];
-      if (e & QCOW2_L1E_RESERVED)
-        return FALSE;
-      if (e & QCOW2_L1E_OFFSET_MASK) {
-        const uint8_t *t = qcow2_cache_peek(q->l2_cache, e & QCOW2_L1E_OFFSET_MASK);
-        if (!t)
-          return FALSE;
-        l2e = qcow2_be64(t + 8 * qcow2_l2_index(o, q->cluster_bits));
-      }
-    }
+    uint64_t l2e;
+    if (!peek_l2_entry(q, o, &l2e))
+      return FALSE;
     switch (classify(q, l2e)) {
     case C_NORMAL:
       if (write && !(l2e & QCOW2_OFLAG_COPIED))
@@ -334,18 +346,9 @@ gboolean qcow2_reads_zero(VmmBlock *bs, uint64_t off, uint64_t len)
   uint64_t bsize = q->backing ? vmm_block_size(q->backing) : 0;
   for (uint64_t o = off - qcow2_offset_in_cluster(off, q->cluster_bits);
        o < off + len; o += q->cluster_size) {
-    uint64_t l1i = qcow2_l1_index(o, q->cluster_bits), l2e = 0;
-    if (l1i < q->l1_size) {
-      uint64_t e = q->l1_table[l1i];
-      if (e & QCOW2_L1E_RESERVED)
-        return FALSE;
-      if (e & QCOW2_L1E_OFFSET_MASK) {
-        const uint8_t *t = qcow2_cache_peek(q->l2_cache, e & QCOW2_L1E_OFFSET_MASK);
-        if (!t)
-          return FALSE;
-        l2e = qcow2_be64(t + 8 * qcow2_l2_index(o, q->cluster_bits));
-      }
-    }
+    uint64_t l2e;
+    if (!peek_l2_entry(q, o, &l2e))
+      return FALSE;
     ClusterType type = classify(q, l2e);
     if (!(type == C_ZERO || (type == C_UNALLOCATED && o >= bsize)))
       return FALSE;
