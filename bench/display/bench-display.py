@@ -100,6 +100,13 @@ def thread_ticks(pid):
 VCPU = re.compile(r"^(vcpu\d+|CPU \d+/KVM)$")
 
 
+def log_threads(what, th0, th1):
+    """Each thread's CPU seconds between two thread_ticks() readings."""
+    log(f"{what}: " + ", ".join(
+        f"{th1[t][0]}={(th1[t][1] - th0.get(t, ('', 0))[1]) / CLK_TCK:.2f}"
+        for t in th1 if th1[t][1] - th0.get(t, ('', 0))[1] > 0))
+
+
 def vcpu_ticks(threads):
     return sum(t for name, t in threads.values() if VCPU.match(name))
 
@@ -287,9 +294,7 @@ def vnc_busy(kind, a, tmp):
         t1, th1 = time.monotonic(), thread_ticks(e.proc.pid)
         p1, g1 = proc_ticks(e.proc.pid), e.guest_frames()
         c.close()
-        log(f"{kind} threads (CPU s in the window): " + ", ".join(
-            f"{th1[t][0]}={(th1[t][1] - th0.get(t, ('', 0))[1]) / CLK_TCK:.2f}"
-            for t in th1 if th1[t][1] - th0.get(t, ('', 0))[1] > 0))
+        log_threads(f"{kind} threads (CPU s in the window)", th0, th1)
         frames = area / (w * h)
         cpu = (p1 - p0) / CLK_TCK
         vcpu = (vcpu_ticks(th1) - vcpu_ticks(th0)) / CLK_TCK
@@ -341,9 +346,7 @@ def vnc_idle(kind, a, tmp):
                 pass
         cpu = (proc_ticks(e.proc.pid) - p0) / CLK_TCK
         th1 = thread_ticks(e.proc.pid)
-        log(f"{kind} idle threads (CPU s): " + ", ".join(
-            f"{th1[t][0]}={(th1[t][1] - th0.get(t, ('', 0))[1]) / CLK_TCK:.2f}"
-            for t in th1 if th1[t][1] - th0.get(t, ('', 0))[1] > 0))
+        log_threads(f"{kind} idle threads (CPU s)", th0, th1)
         c.close()
         return {"idle_pct": 100 * cpu / (time.monotonic() - m0), "idle_updates": late}
     finally:
@@ -407,9 +410,7 @@ def spice_run(kind, a, tmp, idle):
         time.sleep(secs)
         p1, t1, th1 = proc_ticks(e.proc.pid), time.monotonic(), thread_ticks(e.proc.pid)
         s1 = c.snapshot()
-        log(f"{kind} SPICE {'idle' if idle else 'busy'} threads (CPU s): " + ", ".join(
-            f"{th1[t][0]}={(th1[t][1] - th0.get(t, ('', 0))[1]) / CLK_TCK:.2f}"
-            for t in th1 if th1[t][1] - th0.get(t, ('', 0))[1] > 0))
+        log_threads(f"{kind} SPICE {'idle' if idle else 'busy'} threads (CPU s)", th0, th1)
         cpu = (p1 - p0) / CLK_TCK
         vcpu = (vcpu_ticks(th1) - vcpu_ticks(th0)) / CLK_TCK
         frames = (s1["area"] - s0["area"]) / (w * h)
