@@ -27,6 +27,7 @@
 #include <gio/gio.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <spice.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,14 +39,24 @@
 /* Drawables waiting for the worker beyond this (a stopped or stalled
  * worker) collapse into one copy of the whole screen. */
 #define SPICE_MAX_QUEUED 64
+/* Released drawables kept for reuse, in screens' worth of pixels: a busy
+ * screen cycles through a few buffers instead of having the allocator map,
+ * zero and unmap megabytes per refresh; more than this (after a burst, or
+ * at a smaller mode) goes back to the allocator. */
+#define SPICE_SPARE_SCREENS 2
 
 /* A drawable and everything it points to, in one block; its address is the
- * release id. */
+ * release id. The pixels are a copy: spice-server's encoders read a bitmap
+ * more than once (QUIC's context, LZ's matches) and GLZ matches later
+ * images against earlier ones it still holds, so a bitmap must not change
+ * while the worker has it, and the surface's pixels do (surface.h). */
 typedef struct spice_update {
   QXLCommandExt ext;
   QXLDrawable drawable;
   QXLImage image;
-  uint32_t pixels[]; /* the copied rectangle, 0xXXRRGGBB, top-down */
+  struct spice_update *next; /* on the spare list */
+  size_t capacity;           /* bytes of pixels[] */
+  uint32_t pixels[];         /* the copied rectangle, 0xXXRRGGBB, top-down */
 } spice_update;
 
 /* A watch or timer of spice-server's, a GSource on the server's context. */
@@ -105,6 +116,9 @@ struct display_spice {
   /* The refresh source → the worker. */
   GQueue queue;       /* spice_update, not yet taken */
   GHashTable *issued; /* spice_update taken and not yet released */
+  spice_update *spare; /* released, for reuse (update_get) */
+  size_t spare_bytes;  /* their capacity */
+  size_t spare_limit;  /* SPICE_SPARE_SCREENS of the primary surface */
   /* channel_event → query. */
   GPtrArray *channels; /* spice_channel */
 };
@@ -438,16 +452,57 @@ static const SpiceCoreInterface core_interface = {
 
 /* --- drawables ------------------------------------------------------------ */
 
-/* A QXL_DRAW_COPY of @img's rectangle onto the primary surface. */
+/* A drawable for @bytes of pixels: a spare one large enough, or a new one
+ * (not zeroed: update_new writes every byte it sends). */
+static spice_update *
+update_get (display_spice *sp, size_t bytes)
+{
+  g_mutex_lock (&sp->lock);
+  spice_update **link = &sp->spare;
+  while (*link && (*link)->capacity < bytes)
+    link = &(*link)->next;
+  spice_update *u = *link;
+  if (u)
+    {
+      *link = u->next;
+      sp->spare_bytes -= u->capacity;
+    }
+  g_mutex_unlock (&sp->lock);
+  if (!u)
+    {
+      u = g_malloc (sizeof *u + bytes);
+      u->capacity = bytes;
+    }
+  return u;
+}
+
+/* Keeps @u for reuse when the spare list has room (caller holds sp->lock);
+ * returns it when not, for the caller to free once unlocked. */
+static spice_update *
+update_put_locked (display_spice *sp, spice_update *u)
+{
+  if (sp->spare_bytes + u->capacity > sp->spare_limit)
+    return u;
+  u->next = sp->spare;
+  sp->spare = u;
+  sp->spare_bytes += u->capacity;
+  return NULL;
+}
+
+/* A QXL_DRAW_COPY of a copy of @img's rectangle onto the primary
+ * surface. */
 static spice_update *
 update_new (display_spice *sp, const display_image *img, int x, int y, int w,
             int h)
 {
-  spice_update *u = g_malloc0 (sizeof *u + (size_t) w * h * 4);
+  size_t row_bytes = (size_t) w * DISPLAY_BYTES_PER_PIXEL;
+  spice_update *u = update_get (sp, row_bytes * h);
+  memset (u, 0, offsetof (spice_update, next));
   for (int row = 0; row < h; row++)
     memcpy (u->pixels + (size_t) row * w,
-            img->pixels + (size_t) (y + row) * img->stride + (size_t) x * 4,
-            (size_t) w * 4);
+            img->pixels + (size_t) (y + row) * img->stride
+                + (size_t) x * DISPLAY_BYTES_PER_PIXEL,
+            row_bytes);
 
   QXLImage *image = &u->image;
   image->descriptor.id = ((uint64_t) ++sp->image_unique << 32)
@@ -460,7 +515,7 @@ update_new (display_spice *sp, const display_image *img, int x, int y, int w,
   image->bitmap.flags = QXL_BITMAP_DIRECT | QXL_BITMAP_TOP_DOWN;
   image->bitmap.x = (uint32_t) w;
   image->bitmap.y = (uint32_t) h;
-  image->bitmap.stride = (uint32_t) w * 4;
+  image->bitmap.stride = (uint32_t) row_bytes;
   image->bitmap.palette = 0;
   image->bitmap.data = (QXLPHYSICAL) (uintptr_t) u->pixels;
 
@@ -482,13 +537,31 @@ update_new (display_spice *sp, const display_image *img, int x, int y, int w,
   return u;
 }
 
-/* Drops the drawables the worker has not taken (caller holds sp->lock). */
-static void
+/* Moves the drawables the worker has not taken to the spare list (caller
+ * holds sp->lock); returns those it has no room for, linked, to be freed
+ * once unlocked. */
+static spice_update *
 queue_drop_locked (display_spice *sp)
 {
-  spice_update *u;
+  spice_update *u, *spill = NULL;
   while ((u = g_queue_pop_head (&sp->queue)))
-    g_free (u);
+    if (update_put_locked (sp, u))
+      {
+        u->next = spill;
+        spill = u;
+      }
+  return spill;
+}
+
+static void
+updates_free (spice_update *u)
+{
+  while (u)
+    {
+      spice_update *next = u->next;
+      g_free (u);
+      u = next;
+    }
 }
 
 static void
@@ -499,31 +572,25 @@ queue_push (display_spice *sp, spice_update *u)
   g_mutex_unlock (&sp->lock);
 }
 
-/* Queues copies of @rects of @img, or of all of it when the worker has
- * fallen behind. */
+/* Queues copies of @rects of @img (which the caller has clipped to it), or
+ * of all of it when the worker has fallen behind. */
 static void
 queue_rects (display_spice *sp, const display_image *img,
              const display_rect *rects, unsigned n)
 {
   g_mutex_lock (&sp->lock);
   bool full = g_queue_get_length (&sp->queue) + n > SPICE_MAX_QUEUED;
-  if (full)
-    queue_drop_locked (sp);
+  spice_update *spill = full ? queue_drop_locked (sp) : NULL;
   g_mutex_unlock (&sp->lock);
+  updates_free (spill);
   if (full)
     {
       queue_push (sp, update_new (sp, img, 0, 0, img->width, img->height));
       return;
     }
   for (unsigned i = 0; i < n; i++)
-    {
-      int x0 = CLAMP (rects[i].x, 0, img->width);
-      int y0 = CLAMP (rects[i].y, 0, img->height);
-      int x1 = CLAMP (rects[i].x + rects[i].w, 0, img->width);
-      int y1 = CLAMP (rects[i].y + rects[i].h, 0, img->height);
-      if (x1 > x0 && y1 > y0)
-        queue_push (sp, update_new (sp, img, x0, y0, x1 - x0, y1 - y0));
-    }
+    queue_push (sp, update_new (sp, img, rects[i].x, rects[i].y, rects[i].w,
+                                rects[i].h));
 }
 
 /* (Re)creates the primary surface at @img's size; the worker runs the
@@ -533,8 +600,19 @@ static void
 primary_recreate (display_spice *sp, const display_image *img)
 {
   g_mutex_lock (&sp->lock);
-  queue_drop_locked (sp); /* they draw at the old size */
+  spice_update *spill = queue_drop_locked (sp); /* they draw at the old size */
+  sp->spare_limit = SPICE_SPARE_SCREENS * (size_t) img->width * img->height
+                    * DISPLAY_BYTES_PER_PIXEL;
+  while (sp->spare_bytes > sp->spare_limit)
+    {
+      spice_update *u = sp->spare;
+      sp->spare = u->next;
+      sp->spare_bytes -= u->capacity;
+      u->next = spill;
+      spill = u;
+    }
   g_mutex_unlock (&sp->lock);
+  updates_free (spill);
   if (sp->primary)
     {
       spice_qxl_destroy_primary_surface (&sp->qxl, SPICE_PRIMARY_ID);
@@ -562,6 +640,16 @@ spice_refresh (display_spice *sp)
 {
   g_mutex_lock (&sp->lock);
   bool resized = sp->resized;
+  /* Paced to the worker: while it has not taken what was queued (its pipe
+   * to a slow client is full, or no client takes anything), new damage
+   * waits here, merged, instead of being copied into drawables that would
+   * only replace each other; taking the last one wakes the refresh again
+   * (qxl_get_command), which then copies the latest pixels. */
+  if (!resized && !g_queue_is_empty (&sp->queue))
+    {
+      g_mutex_unlock (&sp->lock);
+      return;
+    }
   display_damage damage = sp->damage;
   sp->resized = false;
   display_damage_clear (&sp->damage);
@@ -572,13 +660,23 @@ spice_refresh (display_spice *sp)
   display_image *img = display_surface_acquire (sp->surface);
   if (!sp->primary || img->width != sp->width || img->height != sp->height)
     primary_recreate (sp, img);
+  /* Damage recorded before a resize the refresh has not heard of yet may
+   * lie outside this image: clipped (the resize repaints it all anyway). */
+  unsigned n = 0;
   if (resized || damage.n == 0)
-    {
-      display_rect all = { 0, 0, img->width, img->height };
-      queue_rects (sp, img, &all, 1);
-    }
+    damage.rects[n++] = (display_rect) { 0, 0, img->width, img->height };
   else
-    queue_rects (sp, img, damage.rects, damage.n);
+    for (unsigned i = 0; i < damage.n; i++)
+      {
+        const display_rect *r = &damage.rects[i];
+        int x0 = CLAMP (r->x, 0, img->width);
+        int y0 = CLAMP (r->y, 0, img->height);
+        int x1 = CLAMP (r->x + r->w, 0, img->width);
+        int y1 = CLAMP (r->y + r->h, 0, img->height);
+        if (x1 > x0 && y1 > y0)
+          damage.rects[n++] = (display_rect) { x0, y0, x1 - x0, y1 - y0 };
+      }
+  queue_rects (sp, img, damage.rects, n);
   display_image_release (img);
   spice_qxl_wakeup (&sp->qxl);
 }
@@ -668,7 +766,13 @@ qxl_get_command (QXLInstance *qin, QXLCommandExt *ext)
   spice_update *u = g_queue_pop_head (&sp->queue);
   if (u)
     g_hash_table_add (sp->issued, u);
+  /* The refresh held damage back while the queue was full (see
+   * spice_refresh): now it may go. */
+  bool wake = u && g_queue_is_empty (&sp->queue)
+              && (sp->damage.n > 0 || sp->resized);
   g_mutex_unlock (&sp->lock);
+  if (wake)
+    g_source_set_ready_time (sp->refresh, 0);
   if (!u)
     return 0;
   *ext = u->ext;
@@ -693,11 +797,12 @@ qxl_release_resource (QXLInstance *qin, QXLReleaseInfoExt release_info)
 {
   display_spice *sp = SPICE_CONTAINEROF (qin, display_spice, qxl);
   spice_update *u = (spice_update *) (uintptr_t) release_info.info->id;
+  spice_update *spill = NULL;
   g_mutex_lock (&sp->lock);
-  gboolean ours = g_hash_table_remove (sp->issued, u);
+  if (g_hash_table_remove (sp->issued, u))
+    spill = update_put_locked (sp, u);
   g_mutex_unlock (&sp->lock);
-  if (ours)
-    g_free (u);
+  g_free (spill);
 }
 
 /* QXL: cursor commands; the guest draws its own pointer. */
@@ -1098,12 +1203,14 @@ spice_free_memory (display_spice *sp)
 {
   /* Drawables the worker never released (it is gone now). */
   g_mutex_lock (&sp->lock);
-  queue_drop_locked (sp);
+  updates_free (queue_drop_locked (sp));
   GHashTableIter it;
   gpointer u;
   g_hash_table_iter_init (&it, sp->issued);
   while (g_hash_table_iter_next (&it, &u, NULL))
     g_free (u);
+  updates_free (sp->spare);
+  sp->spare = NULL;
   g_mutex_unlock (&sp->lock);
   g_hash_table_unref (sp->issued);
   g_hash_table_unref (sp->sources);

@@ -25,16 +25,20 @@ warm-up second:
     attached (its request always outstanding), the process's CPU over
     --idle-seconds as a percentage of one core.
 
-SPICE: the same idle figure with spicy-stats attached (spice-client-gtk,
-a real client that opens every channel), and, under load, the host CPU
-with spicy-stats attached and the bytes its display channel received.
-spicy-stats reports no frame count and writing a SPICE client that counts
-frames is beyond this benchmark, so SPICE has no frames-per-second row.
+SPICE: each engine with its SPICE server on loopback (QEMU: -spice) and
+spice-frames.py attached, a spice-gtk client that opens every channel and
+decodes every update into its primary surface as a viewer does. Under load:
+full-screen frames per second (the area the client drew / (width *
+height), per second), its draw calls per second, the host CPU (whole
+process and without vCPUs, per second and per frame) and the display
+channel's bytes; idle: the process's CPU and the frames still drawn (an
+idle screen should draw ~0).
 
 Prints one table: metric | Vessel | QEMU | ratio (Vessel / QEMU), medians
 of --runs interleaved runs (who goes first alternates).
 """
 import argparse
+import json
 import os
 import random
 import re
@@ -94,6 +98,13 @@ def thread_ticks(pid):
 
 
 VCPU = re.compile(r"^(vcpu\d+|CPU \d+/KVM)$")
+
+
+def log_threads(what, th0, th1):
+    """Each thread's CPU seconds between two thread_ticks() readings."""
+    log(f"{what}: " + ", ".join(
+        f"{th1[t][0]}={(th1[t][1] - th0.get(t, ('', 0))[1]) / CLK_TCK:.2f}"
+        for t in th1 if th1[t][1] - th0.get(t, ('', 0))[1] > 0))
 
 
 def vcpu_ticks(threads):
@@ -283,9 +294,7 @@ def vnc_busy(kind, a, tmp):
         t1, th1 = time.monotonic(), thread_ticks(e.proc.pid)
         p1, g1 = proc_ticks(e.proc.pid), e.guest_frames()
         c.close()
-        log(f"{kind} threads (CPU s in the window): " + ", ".join(
-            f"{th1[t][0]}={(th1[t][1] - th0.get(t, ('', 0))[1]) / CLK_TCK:.2f}"
-            for t in th1 if th1[t][1] - th0.get(t, ('', 0))[1] > 0))
+        log_threads(f"{kind} threads (CPU s in the window)", th0, th1)
         frames = area / (w * h)
         cpu = (p1 - p0) / CLK_TCK
         vcpu = (vcpu_ticks(th1) - vcpu_ticks(th0)) / CLK_TCK
@@ -337,41 +346,97 @@ def vnc_idle(kind, a, tmp):
                 pass
         cpu = (proc_ticks(e.proc.pid) - p0) / CLK_TCK
         th1 = thread_ticks(e.proc.pid)
-        log(f"{kind} idle threads (CPU s): " + ", ".join(
-            f"{th1[t][0]}={(th1[t][1] - th0.get(t, ('', 0))[1]) / CLK_TCK:.2f}"
-            for t in th1 if th1[t][1] - th0.get(t, ('', 0))[1] > 0))
+        log_threads(f"{kind} idle threads (CPU s)", th0, th1)
         c.close()
         return {"idle_pct": 100 * cpu / (time.monotonic() - m0), "idle_updates": late}
     finally:
         e.stop()
 
 
+class SpiceFrames:
+    """spice-frames.py (a spice-gtk client that decodes every update and
+    counts the area drawn) attached to an engine; snapshot() returns its
+    running totals."""
+
+    def __init__(self, python, port):
+        self.proc = subprocess.Popen(
+            [python, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                  "spice-frames.py"), "--port", str(port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True)
+
+    def snapshot(self):
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"spice-frames ended ({self.proc.wait()})")
+        return json.loads(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def spice_run(kind, a, tmp, idle):
-    """CPU % with spicy-stats attached; the display channel's bytes/s."""
+    """With spice-frames attached: full-screen frames per second (area drawn
+    by the client / screen size), draw calls per second, CPU, and the
+    display channel's bytes."""
     append = f"mode={a.mode} frames=1" if idle else f"mode={a.mode}"
     e = Engine(kind, a, tmp, append, "spice")
+    w, h = (int(v) for v in a.mode.split("x")[:2])
+    c = None
     try:
         e.wait_serial(b"KIT: animate done" if idle else b"KIT: animate frames=")
-        client = subprocess.Popen(["spicy-stats", "-h", "127.0.0.1", "-p", str(e.port)],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
-        # Connected, the first frame sent: two seconds, then measure.
-        time.sleep(2.0)
-        assert client.poll() is None, "spicy-stats ended"
+        c = SpiceFrames(a.spice_python, e.port)
+        # Connected with the primary at the guest's size and something
+        # drawn; then a warm-up second (idle: the first frame's aftermath).
+        while True:
+            s0 = c.snapshot()
+            if (s0["width"], s0["height"]) == (w, h) and s0["area"]:
+                break
+            if time.monotonic() > e.deadline:
+                raise RuntimeError(f"{kind}: SPICE primary {s0['width']}x{s0['height']}, "
+                                   f"not {w}x{h}")
+            time.sleep(0.05)
+        time.sleep(1.0)
         secs = a.idle_seconds if idle else a.seconds
+        s0 = c.snapshot()
         p0, t0, th0 = proc_ticks(e.proc.pid), time.monotonic(), thread_ticks(e.proc.pid)
         time.sleep(secs)
-        cpu = (proc_ticks(e.proc.pid) - p0) / CLK_TCK
-        t1, th1 = time.monotonic(), thread_ticks(e.proc.pid)
+        p1, t1, th1 = proc_ticks(e.proc.pid), time.monotonic(), thread_ticks(e.proc.pid)
+        s1 = c.snapshot()
+        log_threads(f"{kind} SPICE {'idle' if idle else 'busy'} threads (CPU s)", th0, th1)
+        cpu = (p1 - p0) / CLK_TCK
         vcpu = (vcpu_ticks(th1) - vcpu_ticks(th0)) / CLK_TCK
-        client.send_signal(signal.SIGINT)
-        out = client.communicate(timeout=20)[0]
-        m = re.search(r"display: (\d+)", out)
-        disp = int(m.group(1)) if m else 0
-        return {"pct": 100 * cpu / (t1 - t0), "display_pct": 100 * (cpu - vcpu) / (t1 - t0),
-                "display_bytes": disp}
+        frames = (s1["area"] - s0["area"]) / (w * h)
+        span = s1["t"] - s0["t"]
+        return {"fps": frames / span,
+                "draws_s": (s1["invalidates"] - s0["invalidates"]) / span,
+                "pct": 100 * cpu / (t1 - t0), "display_pct": 100 * (cpu - vcpu) / (t1 - t0),
+                "ms_per_frame": 1000 * cpu / frames if frames else float("inf"),
+                "ms_per_frame_display": 1000 * (cpu - vcpu) / frames if frames else float("inf"),
+                "kib_s": (s1["bytes"] - s0["bytes"]) / 1024 / span}
     finally:
+        if c:
+            c.close()
         e.stop()
+
+
+def spice_python():
+    """An interpreter with spice-gtk's introspection: the one running this,
+    or the system's (python3-gi is a Debian package, not in a pyenv)."""
+    probe = ("import gi; gi.require_version('SpiceClientGLib', '2.0'); "
+             "from gi.repository import SpiceClientGLib")
+    for python in (sys.executable, "/usr/bin/python3"):
+        if python and subprocess.run([python, "-c", probe], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL).returncode == 0:
+            return python
+    return None
 
 
 def main():
@@ -384,6 +449,7 @@ def main():
     ap.add_argument("--mode", default="1920x1080x32")
     ap.add_argument("--encoding", choices=sorted(ENCODINGS), default="raw")
     ap.add_argument("--no-spice", action="store_true")
+    ap.add_argument("--no-vnc", action="store_true")
     ap.add_argument("--engines", default="vessel,qemu",
                     help="comma-separated: vessel, qemu (both for the table)")
     a = ap.parse_args()
@@ -398,23 +464,27 @@ def main():
         print("bench-display: qemu-system-x86_64 is missing; run "
               "`sh tools/install-deps.sh --bench`", file=sys.stderr)
         return 1
-    spice = not a.no_spice and shutil.which("spicy-stats")
+    a.spice_python = None if a.no_spice else spice_python()
+    spice = a.spice_python is not None
     if not a.no_spice and not spice:
-        log("spicy-stats is missing (spice-client-gtk): SPICE rows skipped")
+        log("spice-gtk's introspection is missing (gir1.2-spiceclientglib-2.0, "
+            "python3-gi): SPICE rows skipped")
 
     res = {"vessel": [], "qemu": []}
     with tempfile.TemporaryDirectory(prefix="vessel-bench-display-") as tmp:
         for i in range(a.runs):
             order = ["vessel", "qemu"] if i % 2 == 0 else ["qemu", "vessel"]
             for kind in [k for k in order if k in a.engines.split(",")]:
-                r = vnc_busy(kind, a, tmp)
-                r.update(vnc_idle(kind, a, tmp))
+                r = {}
+                if not a.no_vnc:
+                    r.update(vnc_busy(kind, a, tmp))
+                    r.update(vnc_idle(kind, a, tmp))
                 if spice:
                     s = spice_run(kind, a, tmp, idle=False)
-                    r["spice_busy_pct"] = s["pct"]
-                    r["spice_busy_display_pct"] = s["display_pct"]
-                    r["spice_busy_kib_s"] = s["display_bytes"] / 1024 / a.seconds
-                    r["spice_idle_pct"] = spice_run(kind, a, tmp, idle=True)["pct"]
+                    r.update({"spice_" + k: v for k, v in s.items()})
+                    s = spice_run(kind, a, tmp, idle=True)
+                    r["spice_idle_pct"] = s["pct"]
+                    r["spice_idle_fps"] = s["fps"]
                 res[kind].append(r)
                 log(f"run {i + 1}/{a.runs} {kind}: " +
                     " ".join(f"{k}={v:.2f}" for k, v in r.items()))
@@ -422,7 +492,7 @@ def main():
     if not res["vessel"] or not res["qemu"]:
         return 0
     med = statistics.median
-    rows = [
+    rows = [] if a.no_vnc else [
         ("VNC full-screen updates/s", "fps", "more is better"),
         ("guest frames drawn/s (VNC run)", "guest_fps", "more is better"),
         ("VNC host CPU ms/frame (process)", "ms_per_frame", ""),
@@ -433,10 +503,15 @@ def main():
     ]
     if spice:
         rows += [
-            ("SPICE busy, spicy-stats attached, CPU %", "spice_busy_pct", ""),
-            ("SPICE busy, CPU % without vCPUs", "spice_busy_display_pct", ""),
-            ("SPICE busy, display channel KiB/s", "spice_busy_kib_s", ""),
-            ("SPICE idle, spicy-stats attached, CPU %", "spice_idle_pct", "target < 1"),
+            ("SPICE full-screen frames/s", "spice_fps", "more is better"),
+            ("SPICE draw calls/s at the client", "spice_draws_s", ""),
+            ("SPICE host CPU ms/frame (process)", "spice_ms_per_frame", ""),
+            ("SPICE host CPU ms/frame (without vCPUs)", "spice_ms_per_frame_display", ""),
+            ("SPICE process CPU % of a core, busy", "spice_pct", ""),
+            ("SPICE CPU % without vCPUs, busy", "spice_display_pct", ""),
+            ("SPICE display channel KiB/s, busy", "spice_kib_s", ""),
+            ("SPICE idle, client attached, CPU %", "spice_idle_pct", "target < 1"),
+            ("SPICE idle, frames/s", "spice_idle_fps", "expect ~0"),
         ]
     print(f"Display benchmark: kit guest vbe-animate at {a.mode}, redrawing the whole "
           f"screen continuously; medians of {a.runs} interleaved runs, "

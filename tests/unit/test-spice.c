@@ -270,6 +270,12 @@ test_server (void)
   display_surface_flush (s);
   expect_capture (port, dir, s, PASSWORD);
 
+  /* In the bottom row and corner, away from the left edge. */
+  paint (s, 500, 590, 40, 10, 7);
+  paint (s, 799, 599, 1, 1, 4);
+  display_surface_flush (s);
+  expect_capture (port, dir, s, PASSWORD);
+
   /* A flood: far more drawables than the queue keeps. */
   for (int round = 0; round < 40; round++)
     {
@@ -278,6 +284,16 @@ test_server (void)
                10, round + i);
       display_surface_flush (s);
     }
+  expect_capture (port, dir, s, PASSWORD);
+
+  /* Two mode changes back to back, with drawables of the first still
+   * queued or held by the worker. */
+  display_surface_resize (s, 1024, 768);
+  paint (s, 0, 0, 1024, 768, 2);
+  display_surface_flush (s);
+  display_surface_resize (s, 640, 480);
+  paint (s, 0, 0, 640, 480, 4);
+  display_surface_flush (s);
   expect_capture (port, dir, s, PASSWORD);
 
   /* Smaller again. */
