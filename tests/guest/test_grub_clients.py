@@ -27,6 +27,21 @@ awaited there). Once GRUB's menu is up:
    QEMU 7.2 (send-key over QMP), so the limit is the host's. GRUB's
    countdown, timed with the TSC, also runs several times too fast there.
 
+  test_grub_clients.py VESSEL-RUN BIOS --own-grub
+
+GRUB's menu moving under keys from each client, on any KVM: the test builds
+its own GRUB CD with grub-mkrescue (Debian's grub-pc-bin) whose grub.cfg
+has three entries, no timeout, and `terminal_input at_keyboard console`:
+GRUB then reads the PS/2 controller itself (at_keyboard polls ports 0x64 and
+0x60), so no interrupt window is needed, and keeps the BIOS console as a
+second input for a key SeaBIOS's IRQ 1 handler takes first. The highlight
+starts on the first entry in captures through gvnccapture and
+spicy-screenshot; Down typed through an RFB client moves it one row in
+both; Down typed in remote-viewer (SPICE, under Xvfb with xdotool) moves
+it once more (seen through VNC: spice-server serves one client at a time);
+Return typed there starts the third entry, which says so on COM1 (GRUB's
+output goes there too).
+
 Skips (77) only when /dev/kvm is unusable; GRUB takes a while to load under
 a nested KVM (its menu after tens of seconds).
 """
@@ -51,6 +66,7 @@ def load(name):
 
 tv = load("test_vnc")
 ts = load("test_spice")
+tk = load("test_spice_keys")
 
 XK_DOWN = 0xff54
 HIGHLIGHT = b"\xaa\xaa\xaa"  # VGA colour 7, GRUB's menu highlight background
@@ -114,7 +130,143 @@ def until_highlight(what, capture, want, deadline):
         time.sleep(0.2)
 
 
+OWN_GRUB_CFG = """\
+insmod at_keyboard
+terminal_input at_keyboard console
+serial --unit=0 --speed=115200
+terminal_output console serial
+set timeout=-1
+menuentry "Vessel first entry" { echo "VESSEL-GRUB: first entry chosen"; sleep 3600 }
+menuentry "Vessel second entry" { echo "VESSEL-GRUB: second entry chosen"; sleep 3600 }
+menuentry "Vessel third entry" { echo "VESSEL-GRUB: third entry chosen"; sleep 3600 }
+"""
+
+
+def make_own_grub(tmp):
+    """A GRUB CD (grub-mkrescue) with the menu above; returns its path."""
+    root = os.path.join(tmp, "cd")
+    os.makedirs(os.path.join(root, "boot", "grub"))
+    with open(os.path.join(root, "boot", "grub", "grub.cfg"), "w") as f:
+        f.write(OWN_GRUB_CFG)
+    iso = os.path.join(tmp, "own-grub.iso")
+    r = subprocess.run(["grub-mkrescue", "-o", iso, root], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=300)
+    assert r.returncode == 0, f"grub-mkrescue failed: {r.stderr[-800:]}"
+    return iso
+
+
+def wait_serial(serial, pattern, proc, deadline, what):
+    while True:
+        try:
+            text = open(serial, "rb").read()
+        except FileNotFoundError:
+            text = b""
+        # SeaBIOS's and GRUB's cursor moves: drop escapes.
+        if pattern.search(ANSI.sub(b"", text)):
+            return
+        assert proc.poll() is None, "vessel-run ended early"
+        assert time.monotonic() < deadline, \
+            f"{what}; serial:\n{text[-1500:].decode(errors='replace')}"
+        time.sleep(0.05)
+
+
+def run_own_grub(vessel_run, bios):
+    for tool, pkg in (("grub-mkrescue", "grub-common, grub-pc-bin"), ("xorriso", "xorriso"),
+                      ("remote-viewer", "virt-viewer"), ("xdotool", "xdotool"),
+                      ("Xvfb", "xvfb")):
+        assert shutil.which(tool), f"{tool} is missing ({pkg}): tools/install-deps.sh --test"
+    with tempfile.TemporaryDirectory(prefix="vessel-grub-keys-") as tmp:
+        iso = make_own_grub(tmp)
+        serial = os.path.join(tmp, "serial.txt")
+        sock = os.path.join(tmp, "qmp.sock")
+        vport, sport = tv.free_port(), tv.free_port()
+        proc = subprocess.Popen(
+            [vessel_run, "--firmware", bios, "--memory", "256M", "--cdrom", iso,
+             "--boot", "cdrom", "--serial", "file:" + serial, "--control", sock,
+             "--vnc", f"127.0.0.1:{vport}", "--spice", f"127.0.0.1:{sport}"],
+            stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 540
+        xvfb = viewer = None
+        try:
+            qmp = tv.Qmp(sock, deadline)
+            wait_serial(serial, re.compile(rb"Vessel third entry"), proc, deadline,
+                        "no GRUB menu")
+            log("GRUB's menu is up")
+            captures = (("gvnccapture", lambda n: capture_vnc(vport, tmp, n)),
+                        ("spicy-screenshot", lambda n: capture_spice(sport, tmp, n)))
+            top = None
+            for what, capture in captures:
+                while True:
+                    w, h, rows, path = capture(0)
+                    hl = highlighted_rows(rows)
+                    if len(hl) == 1 and "Vessel first entry" in (tv.ocr(path) or ""):
+                        break
+                    assert time.monotonic() < deadline, f"{what}: highlighted rows {hl}"
+                    time.sleep(0.2)
+                assert top is None or hl[0] == top, (what, hl, top)
+                top = hl[0]
+                log(f"{what}: the first entry is highlighted (text row {top})")
+
+            kb = tv.Rfb(vport).init()
+            kb.tap(XK_DOWN)
+            log("Down typed through RFB")
+            for what, capture in captures:
+                until_highlight(what, capture, top + 1, deadline)
+                log(f"{what}: the highlight moved to text row {top + 1}")
+            kb.close()
+
+            xvfb, display = tk.start_xvfb(tmp)
+            env = dict(os.environ, DISPLAY=display)
+            env.pop("WAYLAND_DISPLAY", None)
+            viewer = subprocess.Popen(
+                ["remote-viewer", f"spice://127.0.0.1:{sport}"], env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(tmp, "remote-viewer.log"), "wb"))
+            r = tk.xdotool(env, "search", "--sync", "--onlyvisible", "--class", "remote-viewer")
+            assert r.returncode == 0 and r.stdout.split(), f"no remote-viewer window: {r.stderr}"
+            window = r.stdout.split()[0]
+            for args in (("windowfocus", "--sync", window),
+                         ("mousemove", "--window", window, "100", "100")):
+                r = tk.xdotool(env, *args)
+                assert r.returncode == 0, f"xdotool {args[0]}: {r.stderr}"
+            # A key goes out once the client's inputs channel is up. From
+            # here the screen is read through VNC only: spice-server serves
+            # one client, and a capture over SPICE would take remote-viewer's
+            # place.
+            while not any(c["channel-type"] == tk.SPICE_CHANNEL_INPUTS
+                          for c in qmp.cmd("query-spice")["return"]["channels"]):
+                assert viewer.poll() is None, "remote-viewer ended"
+                assert time.monotonic() < deadline, "remote-viewer never opened its inputs channel"
+                time.sleep(0.05)
+            r = tk.xdotool(env, "key", "Down")
+            assert r.returncode == 0, f"xdotool key: {r.stderr}"
+            until_highlight("gvnccapture", captures[0][1], top + 2, deadline)
+            log("Down typed in remote-viewer (SPICE) moved the highlight to the third entry")
+            r = tk.xdotool(env, "key", "Return")
+            assert r.returncode == 0, f"xdotool key: {r.stderr}"
+            wait_serial(serial, re.compile(rb"VESSEL-GRUB: third entry chosen"), proc, deadline,
+                        "Return in remote-viewer did not start the third entry")
+            log("Return typed in remote-viewer started the third entry")
+        finally:
+            if viewer and viewer.poll() is None:
+                viewer.terminate()
+                viewer.wait(timeout=30)
+            if xvfb:
+                xvfb.terminate()
+                xvfb.wait(timeout=30)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    print("grub-keys: ok")
+    return 0
+
+
 def main():
+    if sys.argv[3:4] == ["--own-grub"]:
+        if not tv.kvm_usable():
+            print("SKIP: /dev/kvm is not usable here")
+            return 77
+        return run_own_grub(*sys.argv[1:3])
     vessel_run, bios, iso = sys.argv[1:4]
     keys = "--keys" in sys.argv[4:]
     if not tv.kvm_usable():
