@@ -145,9 +145,15 @@ class Qmp:
 
 
 def start(vessel_run, bios, sock, tmp, extra, stale=False):
+    return launch([vessel_run, "--firmware", bios, "--memory", "128M",
+                   "--serial", "none", "--control", sock] + extra,
+                  sock, tmp, stale)
+
+
+def launch(cmd, sock, tmp, stale=False):
+    """Runs vessel-run with CMD (which has --control SOCK) until it listens.
+    Returns the process and its stderr (a file)."""
     err = open(os.path.join(tmp, "stderr.txt"), "w+")
-    cmd = [vessel_run, "--firmware", bios, "--memory", "128M",
-           "--serial", "none", "--control", sock] + extra
     print("running:", " ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err)
