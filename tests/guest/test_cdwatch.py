@@ -24,13 +24,11 @@ wait is bounded; nothing sleeps to synchronise. Exit 77 (skip) only when
 """
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
 
-from test_control import (TIMEOUT, Fail, Qmp, cd_info, check, kvm_usable,
-                          launch, make_media, wait_running)
+from test_control import (TIMEOUT, Fail, Qmp, cd_info, check, expect_exit,
+                          launch, make_media, stop, test_main, wait_running)
 
 # The guest boots in well under a second; its first poll needs the kit's
 # start-up and the LAPIC calibration, emulated instruction by instruction.
@@ -77,7 +75,7 @@ class Serial:
             time.sleep(0.02)
 
 
-def run(vessel_run, guest, tmp):
+def run(tmp, vessel_run, guest):
     iso_a = make_media(tmp, VOL_A)
     iso_b = make_media(tmp, VOL_B)
     sock = os.path.join(tmp, "qmp.sock")
@@ -146,16 +144,11 @@ def run(vessel_run, guest, tmp):
         q.event("DEVICE_TRAY_MOVED", {"device": cd, "tray-open": True})
         serial.next(r"KIT: cd state=no-medium \(sense 2/3a/0[0-2]\)")
 
-        r = q.execute("quit", id="bye")
-        check(r == {"return": {}, "id": "bye"}, f"quit: {r}")
-        try:
-            rc = proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise Fail("vessel-run did not exit after quit")
-        err.seek(0)
-        check(rc == 0, f"exit status {rc} after quit: {err.read()}")
+        check(q.ok("quit") == {}, "quit")
+        expect_exit(proc, err, sock, "after quit")
         check(not any("FAIL" in l for l in serial.lines()), "the guest failed")
         q.close()
+        print("ok: the guest saw every media change", flush=True)
     except Fail:
         err.seek(0)
         sys.stdout.write("vessel-run stderr:\n" + err.read())
@@ -166,30 +159,8 @@ def run(vessel_run, guest, tmp):
             pass
         raise
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        err.close()
-
-
-def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    vessel_run, guest = sys.argv[1:]
-    why = kvm_usable()
-    if why:
-        print(f"SKIP: /dev/kvm is not usable here ({why})")
-        return 77
-    with tempfile.TemporaryDirectory(prefix="vessel-cdwatch-") as tmp:
-        try:
-            run(vessel_run, guest, tmp)
-        except Fail as e:
-            print(f"FAIL: {e}", flush=True)
-            return 1
-    print("ok: the guest saw every media change", flush=True)
-    return 0
+        stop(proc, err)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(test_main(__doc__, 2, "vessel-cdwatch-", run))
