@@ -30,6 +30,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -66,6 +67,22 @@ def sha256(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def vcpu_state(proc, outpath):
+    """Where the guest is (vessel-run prints each vCPU's registers on
+    SIGUSR1): for a guest that runs on silently, e.g. Linux's decompressor,
+    which prints nothing without CONFIG_X86_VERBOSE_BOOTUP. Waits for the
+    lines a few seconds at most."""
+    proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(outpath, errors="replace") as f:
+            lines = [l for l in f.read().splitlines() if re.match(r"cpu[0-9]+: ", l)]
+        if lines:
+            return "; ".join(lines)
+        time.sleep(0.1)
+    return None
 
 
 def run_vm(what, cmd, tmp, timeout, expect, reject=("KIT: FAIL",)):
@@ -117,6 +134,7 @@ def run_vm(what, cmd, tmp, timeout, expect, reject=("KIT: FAIL",)):
             now = time.monotonic() - t0
             if now > timeout:
                 timed_out = True
+                where = vcpu_state(proc, outpath)
                 proc.kill()
                 proc.wait()
                 break
@@ -133,6 +151,7 @@ def run_vm(what, cmd, tmp, timeout, expect, reject=("KIT: FAIL",)):
     problems = []
     if timed_out:
         problems.append(f"no power-off within {timeout} s")
+        problems.append("vCPUs then: " + (where or "vessel-run did not say"))
     elif proc.returncode != 0:
         problems.append(f"exit status {proc.returncode}, expected 0")
     for p in expect:
