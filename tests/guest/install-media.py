@@ -7,6 +7,13 @@
       an ISO9660 image with PAYLOAD.BIN and VERIFY.BIN in its root; with
       --grub, a GRUB rescue CD (grub-mkrescue) that boots ELF through
       `multiboot` from /boot/installer.elf, its console on COM1
+  install-media.py iso OUTPUT --payload P --verify V --grub
+                   --linux KERNEL --initrd INITRD --append CMDLINE
+      the same GRUB CD booting a Linux kernel and initramfs (`linux`,
+      `initrd`) instead, with VPATCH.BIN too: the six bytes an installer
+      patches into the verify sector at 0x1B4 (the payload's checksum, u32,
+      and its length in sectors, u16), for installers that cannot compute
+      them (a busybox shell)
   install-media.py sum PAYLOAD
       prints the kit's checksum of PAYLOAD padded to whole sectors
 """
@@ -18,14 +25,30 @@ import subprocess
 import sys
 import tempfile
 
-GRUB_CFG = """\
+GRUB_HEAD = """\
 set timeout=0
 set default=0
 serial --unit=0 --speed=115200
 terminal_input serial console
 terminal_output serial console
+"""
+
+GRUB_CFG = GRUB_HEAD + """\
 menuentry "Vessel kit installer" {
     multiboot /boot/installer.elf
+    boot
+}
+"""
+
+# The echo lines tell a test how far GRUB got (loading an 8 MB kernel
+# through the BIOS is slow where GRUB is instruction-emulated).
+GRUB_LINUX_CFG = GRUB_HEAD + """\
+menuentry "Vessel Linux installer" {
+    echo "VESSEL-GRUB: loading Linux"
+    linux /boot/vmlinuz %s
+    echo "VESSEL-GRUB: loading the initramfs"
+    initrd /boot/initrd.gz
+    echo "VESSEL-GRUB: booting Linux"
     boot
 }
 """
@@ -60,6 +83,9 @@ def main():
     ap.add_argument("--verify")
     ap.add_argument("--installer")
     ap.add_argument("--grub", action="store_true")
+    ap.add_argument("--linux")
+    ap.add_argument("--initrd")
+    ap.add_argument("--append", default="")
     a = ap.parse_args()
     if a.kind == "payload":
         with open(a.output, "wb") as f:
@@ -85,15 +111,25 @@ def main():
         shutil.copy(a.verify, os.path.join(tree, "VERIFY.BIN"))
         if a.grub:
             os.makedirs(os.path.join(tree, "boot", "grub"))
-            shutil.copy(a.installer, os.path.join(tree, "boot", "installer.elf"))
+            if a.linux:
+                shutil.copy(a.linux, os.path.join(tree, "boot", "vmlinuz"))
+                shutil.copy(a.initrd, os.path.join(tree, "boot", "initrd.gz"))
+                with open(a.payload, "rb") as f:
+                    data = f.read()
+                with open(os.path.join(tree, "VPATCH.BIN"), "wb") as f:
+                    f.write(struct.pack("<IH", checksum(data), (len(data) + 511) // 512))
+                cfg, loader = GRUB_LINUX_CFG % a.append, "linux echo"
+            else:
+                shutil.copy(a.installer, os.path.join(tree, "boot", "installer.elf"))
+                cfg, loader = GRUB_CFG, "multiboot"
             with open(os.path.join(tree, "boot", "grub", "grub.cfg"), "w") as f:
-                f.write(GRUB_CFG)
+                f.write(cfg)
             # Only the BIOS (i386-pc) platform: no EFI image, no mformat need.
             # Only the modules the entry needs, no fonts, locales or themes:
             # GRUB runs instruction-emulated under nested KVM, and the slim
             # CD reaches the kit in about half the time of the full one.
             cmd = [exe, "-o", a.output, "--compress=no", "-d", "/usr/lib/grub/i386-pc",
-                   "--install-modules=normal multiboot serial iso9660 biosdisk terminal boot",
+                   f"--install-modules=normal {loader} serial iso9660 biosdisk terminal boot",
                    "--fonts=", "--locales=", "--themes=",
                    tree, "--", "-volid", "VESSELINST"]
         else:

@@ -145,9 +145,15 @@ class Qmp:
 
 
 def start(vessel_run, bios, sock, tmp, extra, stale=False):
+    return launch([vessel_run, "--firmware", bios, "--memory", "128M",
+                   "--serial", "none", "--control", sock] + extra,
+                  sock, tmp, stale)
+
+
+def launch(cmd, sock, tmp, stale=False):
+    """Runs vessel-run with CMD (which has --control SOCK) until it listens.
+    Returns the process and its stderr (a file)."""
     err = open(os.path.join(tmp, "stderr.txt"), "w+")
-    cmd = [vessel_run, "--firmware", bios, "--memory", "128M",
-           "--serial", "none", "--control", sock] + extra
     print("running:", " ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err)
@@ -173,6 +179,44 @@ def start(vessel_run, bios, sock, tmp, extra, stale=False):
         check(time.monotonic() < deadline, "no control socket within 20 s")
         time.sleep(0.02)
     return proc, err
+
+
+def expect_exit(proc, err, sock, when):
+    """vessel-run exits 0 by itself (bounded) and removes its socket."""
+    try:
+        rc = proc.wait(TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise Fail(f"vessel-run did not exit {when}")
+    err.seek(0)
+    check(rc == 0, f"exit status {rc} {when}: {err.read()}")
+    check(not os.path.exists(sock), "the socket outlived vessel-run")
+
+
+def stop(proc, err):
+    """Whatever happened, no vessel-run is left behind."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    err.close()
+
+
+def test_main(doc, nargs, prefix, body):
+    """A guest test's main: NARGS arguments (else the usage in DOC), exit 77
+    without /dev/kvm, BODY(tmp, *args) in a scratch directory; Fail is 1."""
+    if len(sys.argv) != nargs + 1:
+        print(doc)
+        return 2
+    why = kvm_usable()
+    if why:
+        print(f"SKIP: /dev/kvm is not usable here ({why})")
+        return 77
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        try:
+            body(tmp, *sys.argv[1:])
+        except Fail as e:
+            print(f"FAIL: {e}", flush=True)
+            return 1
+    return 0
 
 
 def wait_running(q):
@@ -426,20 +470,11 @@ def run_main(vessel_run, bios, tmp):
         # quit from the second client: a reply, then vessel-run exits 0.
         r = q2.execute("quit", id="bye")
         check(r == {"return": {}, "id": "bye"}, f"quit: {r}")
-        try:
-            rc = proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise Fail("vessel-run did not exit after quit")
-        err.seek(0)
-        check(rc == 0, f"exit status {rc} after quit: {err.read()}")
-        check(not os.path.exists(sock), "the socket outlived vessel-run")
+        expect_exit(proc, err, sock, "after quit")
         for c in (q, q2, q3):
             c.close()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        err.close()
+        stop(proc, err)
 
 
 def run_boot(vessel_run, bios, boot_iso, tmp):
@@ -463,40 +498,19 @@ def run_boot(vessel_run, bios, boot_iso, tmp):
         # (SeaBIOS takes its time over the drives: allow for it).
         e = q.event("SHUTDOWN", timeout=BOOT_TIMEOUT)
         check(e["data"]["guest"] is True, f"SHUTDOWN: {e}")
-        try:
-            rc = proc.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise Fail("vessel-run did not exit after the guest powered off")
-        err.seek(0)
-        check(rc == 0, f"exit status {rc}: {err.read()}")
-        check(not os.path.exists(sock), "the socket outlived vessel-run")
+        expect_exit(proc, err, sock, "after the guest powered off")
         q.close()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        err.close()
+        stop(proc, err)
 
 
 def main():
-    if len(sys.argv) != 4:
-        print(__doc__)
-        return 2
-    vessel_run, bios, boot_iso = sys.argv[1:]
-    why = kvm_usable()
-    if why:
-        print(f"SKIP: /dev/kvm is not usable here ({why})")
-        return 77
-    with tempfile.TemporaryDirectory(prefix="vessel-control-") as tmp:
-        try:
-            run_main(vessel_run, bios, tmp)
-            print("ok: control protocol, run 1", flush=True)
-            run_boot(vessel_run, bios, boot_iso, tmp)
-            print("ok: control protocol, run 2 (boot CD via QMP)", flush=True)
-        except Fail as e:
-            print(f"FAIL: {e}", flush=True)
-            return 1
-    return 0
+    def body(tmp, vessel_run, bios, boot_iso):
+        run_main(vessel_run, bios, tmp)
+        print("ok: control protocol, run 1", flush=True)
+        run_boot(vessel_run, bios, boot_iso, tmp)
+        print("ok: control protocol, run 2 (boot CD via QMP)", flush=True)
+    return test_main(__doc__, 3, "vessel-control-", body)
 
 
 if __name__ == "__main__":

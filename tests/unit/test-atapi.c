@@ -639,6 +639,12 @@ test_lock_and_eject (fixture *f, gconstpointer data)
   g_assert_cmpstr (error->message, ==, "the guest has locked the CD-ROM tray");
   g_clear_error (&error);
   g_assert_true (atapi_has_media (f->cd));
+  /* The refused eject reaches the guest as an eject request (MMC-5 media
+   * event 1h), once. */
+  bool present;
+  g_assert_cmpuint (media_event (f, &present), ==, 1);
+  g_assert_true (present);
+  g_assert_cmpuint (media_event (f, &present), ==, 0);
   /* The guest cannot eject a tray it locked either. */
   uint8_t eject[12] = { 0x1b, 0, 0, 0, 0x02 };
   expect_sense (f, eject, 5, 0x53);
@@ -664,7 +670,17 @@ test_lock_and_eject (fixture *f, gconstpointer data)
   g_assert_cmpuint (run (f, lock, b, sizeof b, NULL), ==, 0);
   g_assert_true (atapi_eject (f->cd, TRUE, &error));
   g_assert_false (atapi_has_media (f->cd));
+  /* ... and takes the lock with it: the next disc comes out unforced. */
+  g_assert_false (atapi_is_locked (f->cd));
+  g_assert_true (atapi_insert (f->cd, open_iso (f->iso), &error));
+  expect_sense (f, tur, 6, 0x28);
+  g_assert_true (atapi_eject (f->cd, FALSE, &error));
+  g_assert_no_error (error);
   /* A reset unlocks. */
+  g_assert_true (atapi_insert (f->cd, open_iso (f->iso), &error));
+  g_assert_cmpuint (run (f, lock, b, sizeof b, NULL), ==, 6); /* the unit attention */
+  g_assert_cmpuint (run (f, lock, b, sizeof b, NULL), ==, 0);
+  g_assert_true (atapi_is_locked (f->cd));
   vmm_device_reset (ide_device (f->ide));
   g_assert_false (atapi_is_locked (f->cd));
   g_assert_true (atapi_eject (f->cd, FALSE, &error));

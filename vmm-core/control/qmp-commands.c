@@ -218,12 +218,35 @@ arg_force (JsonObject *args)
          && json_object_get_boolean_member (args, "force");
 }
 
+/* A tray the guest has locked is refused in QEMU's words (blockdev.c,
+ * do_open_tray), naming the drive as the client did, so that scripts and
+ * management tools that look for them keep working; QEMU also signals the
+ * request to the guest, as the engine does. */
+static void
+tray_error (JsonObject *args, GError *local, GError **error)
+{
+  if (g_error_matches (local, G_IO_ERROR, G_IO_ERROR_BUSY))
+    {
+      const char *name = json_object_has_member (args, "id")
+                             ? json_object_get_string_member (args, "id")
+                             : json_object_get_string_member (args, "device");
+      g_set_error (error, VMM_QMP_ERROR, VMM_QMP_ERROR_GENERIC,
+                   "Device '%s' is locked and force was not specified, "
+                   "wait for tray to open and try again", name);
+      g_error_free (local);
+    }
+  else
+    g_propagate_error (error, local);
+}
+
 static JsonNode *
 cmd_eject (void *opaque, JsonObject *args, GError **error)
 {
   vmm_qmp_server *s = opaque;
-  if (find_cdrom (s, args, error))
-    vmm_machine_cdrom_eject (s->machine, arg_force (args), error);
+  GError *local = NULL;
+  if (find_cdrom (s, args, error)
+      && !vmm_machine_cdrom_eject (s->machine, arg_force (args), &local))
+    tray_error (args, local, error);
   return NULL;
 }
 
@@ -271,7 +294,10 @@ cmd_blockdev_change_medium (void *opaque, JsonObject *args, GError **error)
         }
     }
   const char *filename = json_object_get_string_member (args, "filename");
-  vmm_machine_cdrom_change (s->machine, filename, arg_force (args), error);
+  GError *local = NULL;
+  if (!vmm_machine_cdrom_change (s->machine, filename, arg_force (args),
+                                 &local))
+    tray_error (args, local, error);
   return NULL;
 }
 

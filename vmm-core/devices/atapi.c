@@ -56,6 +56,7 @@ enum {
   PROFILE_CD_ROM = 0x0008,
   PROFILE_DVD_ROM = 0x0010,
   EVENT_NONE = 0,
+  EVENT_EJECT_REQUEST = 1,
   EVENT_NEW_MEDIA = 2,
   EVENT_MEDIA_REMOVAL = 3,
 };
@@ -216,11 +217,19 @@ atapi_eject (atapi_cdrom *cd, gboolean force, GError **error)
   g_mutex_lock (cd->lock);
   if (cd->locked && !force)
     {
+      /* Like a press of the eject button on a locked drive: the guest
+       * learns of it through GET EVENT STATUS NOTIFICATION (MMC-5 6.6,
+       * media event 1h EjectRequest in table 146) and may unlock and
+       * eject itself. */
+      cd->event = EVENT_EJECT_REQUEST;
       g_mutex_unlock (cd->lock);
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY,
                    "the guest has locked the CD-ROM tray");
       return FALSE;
     }
+  /* A forced eject drops the guest's lock with the medium, as QEMU's does:
+   * otherwise the next insert could never be taken out without force. */
+  cd->locked = false;
   if (cd->media)
     cd->event = EVENT_MEDIA_REMOVAL;
   retire_media (cd);

@@ -32,8 +32,9 @@ typedef struct atapi_cdrom atapi_cdrom;
 gboolean atapi_insert (atapi_cdrom *cd, VmmBlock *media, GError **error);
 /* Removes the medium (closing its VmmBlock once no request uses it).
  * Refused with G_IO_ERROR_BUSY "the guest has locked the CD-ROM tray" when
- * the guest has prevented medium removal, unless @force. Ejecting an empty
- * drive succeeds. */
+ * the guest has prevented medium removal, unless @force; the guest then sees
+ * an eject request event. A forced eject also unlocks the tray. Ejecting an
+ * empty drive succeeds. */
 gboolean atapi_eject (atapi_cdrom *cd, gboolean force, GError **error);
 bool atapi_is_locked (atapi_cdrom *cd);
 bool atapi_has_media (atapi_cdrom *cd);
