@@ -289,18 +289,7 @@ def main():
             qmp = tv.Qmp(sock, deadline)
             menu = re.compile(rb"GNU GRUB +version 2.*The highlighted entry will be executed",
                               re.S)
-            while True:
-                try:
-                    text = open(serial, "rb").read()
-                except FileNotFoundError:
-                    text = b""
-                # SeaBIOS's mirror moves the cursor mid-line: drop escapes.
-                if menu.search(ANSI.sub(b"", text)):
-                    break
-                assert proc.poll() is None, "vessel-run ended early"
-                assert time.monotonic() < deadline, \
-                    f"no GRUB menu; serial:\n{text[-1500:].decode(errors='replace')}"
-                time.sleep(0.05)
+            wait_serial(serial, menu, proc, deadline, "no GRUB menu")
             if keys:
                 # Stop the countdown; Home keeps the first entry selected.
                 r = qmp.cmd("send-key", keys=[{"type": "qcode", "data": "home"}])
