@@ -391,8 +391,11 @@ static __thread gboolean inline_running;
 static gboolean try_zero_read(Request *req)
 {
   VmmBlock *bs = req->bs;
+  /* at most a bounce chunk: a big memset belongs on a worker, not on the
+   * submitter (a machine's I/O thread) */
   if (req->op != VMM_BLOCK_OP_READ || bs->drv != &vmm_block_qcow2_driver ||
-      req->len == 0 || req->offset > bs->size || req->len > bs->size - req->offset)
+      req->len == 0 || req->len > VMM_BLOCK_BOUNCE_CHUNK ||
+      req->offset > bs->size || req->len > bs->size - req->offset)
     return FALSE;
   if (!g_rec_mutex_trylock(&bs->lock))
     return FALSE;
@@ -448,8 +451,13 @@ void vmm_block_submitv(VmmBlock *bs, VmmBlockOp op, uint64_t offset,
   req->bs = bs;
   req->op = op;
   req->offset = offset;
-  req->iov = g_memdup2(iov, sizeof *iov * iovcnt);
-  req->iovcnt = iovcnt;
+  if (iovcnt == 1) {
+    /* one buffer: the plain request's paths (no array to keep) */
+    req->buf = iov[0].iov_base;
+  } else {
+    req->iov = g_memdup2(iov, sizeof *iov * iovcnt);
+    req->iovcnt = iovcnt;
+  }
   for (unsigned i = 0; i < iovcnt; i++)
     req->len += iov[i].iov_len;
   req->done = done;

@@ -106,10 +106,10 @@ void vmm_block_set_completion_context(VmmBlock *bs, GMainContext *context);
  * such a caller must not hold a lock its callback takes. */
 void vmm_block_submit(VmmBlock *bs, VmmBlockOp op, uint64_t offset, void *buf,
                       uint64_t len, VmmBlockCompletion done, gpointer user_data);
-/* The same for a read or write over several buffers (the array is copied;
- * the buffers must stay valid until the completion runs): straight to the
- * kernel where vmm_block_submit's buffer would go, else through a bounce
- * buffer on a worker thread, never on the caller's. */
+/* The same for a read or write over one or several buffers (the array is
+ * copied; the buffers must stay valid until the completion runs): straight
+ * to the kernel where vmm_block_submit's buffer would go, else through a
+ * bounce buffer on a worker thread, never on the caller's. */
 struct iovec;
 void vmm_block_submitv(VmmBlock *bs, VmmBlockOp op, uint64_t offset,
                        const struct iovec *iov, unsigned iovcnt,

@@ -180,7 +180,7 @@ struct ide_channel {
   unsigned gen;  /* bumped to disown in-flight requests (dma_disown) */
   /* The image a DMA read of the current generation is reading into guest
    * memory, while it is in flight (dma_disown waits for it). */
-  VmmBlock *direct_read_bs;
+  VmmBlock *reading_bs;
   bool logged_prd_error;
   ide_drive drive[IDE_NUM_UNITS];
 };
@@ -257,10 +257,10 @@ set_signature (ide_drive *d)
 static void
 dma_disown (ide_channel *ch)
 {
-  if (ch->direct_read_bs)
+  if (ch->reading_bs)
     {
-      vmm_block_wait_transfers (ch->direct_read_bs);
-      ch->direct_read_bs = NULL;
+      vmm_block_wait_transfers (ch->reading_bs);
+      ch->reading_bs = NULL;
     }
   ch->gen++;
 }
@@ -778,14 +778,10 @@ dma_submit (dma_request *req, VmmBlockOp op)
       return;
     }
   if (op == VMM_BLOCK_OP_READ)
-    req->ch->direct_read_bs = req->bs;
+    req->ch->reading_bs = req->bs;
   g_autofree struct iovec *iov = NULL;
   unsigned n = dma_segs_iovec (req->segs, &iov);
-  if (n == 1)
-    vmm_block_submit (req->bs, op, req->disk_off, iov[0].iov_base, req->len,
-                      dma_complete, req);
-  else
-    vmm_block_submitv (req->bs, op, req->disk_off, iov, n, dma_complete, req);
+  vmm_block_submitv (req->bs, op, req->disk_off, iov, n, dma_complete, req);
 }
 
 static void
@@ -802,7 +798,7 @@ dma_complete (VmmBlock *bs, gboolean ok, const GError *error,
     g_debug ("%s: DMA %s failed: %s", ide->dev.name,
              req->write ? "write" : "read", error ? error->message : "?");
   if (req->gen == ch->gen && !req->write)
-    ch->direct_read_bs = NULL;
+    ch->reading_bs = NULL;
   if (req->gen != ch->gen)
     dma_request_free (req); /* reset or cancelled meanwhile */
   else if (!ok)

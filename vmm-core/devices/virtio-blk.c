@@ -45,7 +45,6 @@ typedef struct blk_req {
   uint8_t *status;
   uint64_t data_len;
   uint64_t done;  /* data bytes transferred so far */
-  uint64_t chunk; /* bytes of the request in flight */
   uint32_t written; /* bytes written into the guest's buffers */
   uint8_t *ranges;  /* DISCARD / WRITE_ZEROES segments, copied once */
   unsigned n_ranges;
@@ -191,11 +190,11 @@ req_done (VmmBlock *bs, gboolean ok, const GError *error, gpointer data)
   switch (req->type)
     {
     case VIRTIO_BLK_T_IN:
-      req->written += (uint32_t) req->chunk;
-      req->done += req->chunk;
+      req->written += (uint32_t) req->data_len;
+      req->done = req->data_len;
       break;
     case VIRTIO_BLK_T_OUT:
-      req->done += req->chunk;
+      req->done = req->data_len;
       break;
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES:
@@ -234,14 +233,9 @@ req_step (blk_req *req)
         unsigned n = out ? sg_iovec (req->rd, BLK_HEADER_BYTES, req->data_len,
                                      &iov)
                          : sg_iovec (req->wr, 0, req->data_len, &iov);
-        req->chunk = req->data_len;
         if (!out)
           blk->guest_reads++;
-        if (n == 1)
-          vmm_block_submit (blk->bs, op, off, iov[0].iov_base, req->chunk,
-                            req_done, req);
-        else
-          vmm_block_submitv (blk->bs, op, off, iov, n, req_done, req);
+        vmm_block_submitv (blk->bs, op, off, iov, n, req_done, req);
         return;
       }
     case VIRTIO_BLK_T_FLUSH:
