@@ -10,6 +10,11 @@
  *    tried, never waited for), and the request goes to a per-image ring; a
  *    reaper thread per image takes the completions.  Every in-flight request
  *    is in flight in the kernel, so queue depth 32 really is depth 32.
+ *    Requests that completions submit on the reaper go to the kernel
+ *    together, once per batch of completions; buffers the caller registered
+ *    (vmm_block_register_buffers) skip the per-request page pinning, which
+ *    was an eighth of the CPU of 1 MiB O_DIRECT reads (perf, vessel-img
+ *    bench on ext4 over a loop device in RAM).
  * 2. a GThreadPool (VMM_BLOCK_POOL_THREADS workers) for everything else:
  *    buffered I/O, qcow2 allocation and copy-on-write, flush, discard, short
  *    or failed io_uring requests (redone synchronously, which also gives the
@@ -52,6 +57,7 @@
  * bounded whatever length a guest asks for). */
 #define VMM_BLOCK_BOUNCE_CHUNK (1u << 20)
 #define VMM_BLOCK_URING_ENTRIES 256
+#define VMM_BLOCK_MAX_FIXED 64
 
 typedef struct {
   VmmBlock *bs;
@@ -196,6 +202,10 @@ struct VmmBlockUring {
   GMutex sq_lock;     /* submitters; the reaper alone touches the CQ */
   GThread *reaper;
   gint in_ring;       /* requests submitted and not yet reaped */
+  unsigned queued;    /* SQEs the reaper's completions queued, not yet sent */
+  /* buffers registered with the ring (vmm_block_register_buffers) */
+  struct iovec fixed[VMM_BLOCK_MAX_FIXED];
+  unsigned n_fixed;
   gint stopping;
 };
 
@@ -215,10 +225,32 @@ static void uring_complete(VmmBlock *bs, Request *req, int res)
   g_thread_pool_push(bs->pool, req, NULL);
 }
 
+/* The ring whose reaper is the current thread, if any: requests that its
+ * completions submit (a queue-depth loop resubmitting, say) are only queued,
+ * and the reaper submits them together once it has taken every completion
+ * that is ready, one system call for the lot. */
+static __thread struct VmmBlockUring *reaping;
+
+static void uring_submit_queued(struct VmmBlockUring *u)
+{
+  g_mutex_lock(&u->sq_lock);
+  if (u->queued) {
+    u->queued = 0;
+    int r;
+    do
+      r = io_uring_submit(&u->ring);
+    while (r == -EINTR || r == -EAGAIN);
+    if (r < 0)
+      g_warning("io_uring_submit failed: %s", g_strerror(-r));
+  }
+  g_mutex_unlock(&u->sq_lock);
+}
+
 static gpointer uring_reaper(gpointer data)
 {
   VmmBlock *bs = data;
   struct VmmBlockUring *u = bs->uring;
+  reaping = u;
   for (;;) {
     struct io_uring_cqe *cqe;
     int r = io_uring_wait_cqe(&u->ring, &cqe);
@@ -229,16 +261,20 @@ static gpointer uring_reaper(gpointer data)
                 g_strerror(-r));
       break;
     }
-    Request *req = io_uring_cqe_get_data(cqe);
-    int res = cqe->res;
-    io_uring_cqe_seen(&u->ring, cqe);
-    if (req) {
-      uring_complete(bs, req, res);
-      g_atomic_int_add(&u->in_ring, -1);
-    }
+    do {
+      Request *req = io_uring_cqe_get_data(cqe);
+      int res = cqe->res;
+      io_uring_cqe_seen(&u->ring, cqe);
+      if (req) {
+        uring_complete(bs, req, res);
+        g_atomic_int_add(&u->in_ring, -1);
+      }
+    } while (io_uring_peek_cqe(&u->ring, &cqe) == 0);
+    uring_submit_queued(u);
     if (g_atomic_int_get(&u->stopping) && g_atomic_int_get(&u->in_ring) == 0)
       break;
   }
+  reaping = NULL;
   return NULL;
 }
 
@@ -266,9 +302,48 @@ static struct VmmBlockUring *uring_get(VmmBlock *bs)
   return u;
 }
 
+/* The registered buffer that holds [buf, buf + len), or -1. */
+static int uring_fixed_index(const struct VmmBlockUring *u, const void *buf,
+                             uint64_t len)
+{
+  uintptr_t b = (uintptr_t)buf;
+  for (unsigned i = 0; i < u->n_fixed; i++) {
+    uintptr_t base = (uintptr_t)u->fixed[i].iov_base;
+    if (b >= base && b - base <= u->fixed[i].iov_len &&
+        len <= u->fixed[i].iov_len - (b - base))
+      return (int)i;
+  }
+  return -1;
+}
+
+gboolean vmm_block_register_buffers(VmmBlock *bs, const struct iovec *iov,
+                                    unsigned n)
+{
+  if (n == 0 || n > VMM_BLOCK_MAX_FIXED || bs->dfd < 0)
+    return FALSE;
+  g_mutex_lock(&bs->async_lock);
+  struct VmmBlockUring *u = bs->in_flight == 0 ? uring_get(bs) : NULL;
+  gboolean ok = u && u->n_fixed == 0;
+  if (ok) {
+    int r = io_uring_register_buffers(&u->ring, iov, n);
+    if (r < 0) {
+      /* RLIMIT_MEMLOCK, most likely: requests pin pages one by one */
+      g_debug("%s: io_uring buffer registration failed: %s", bs->filename,
+              g_strerror(-r));
+      ok = FALSE;
+    } else {
+      memcpy(u->fixed, iov, sizeof *iov * n);
+      u->n_fixed = n;
+    }
+  }
+  g_mutex_unlock(&bs->async_lock);
+  return ok;
+}
+
 static gboolean uring_push(struct VmmBlockUring *u, Request *req, int fd,
                            uint64_t host)
 {
+  int i = -1;
   g_mutex_lock(&u->sq_lock);
   struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
   if (!sqe) {
@@ -283,16 +358,28 @@ static gboolean uring_push(struct VmmBlockUring *u, Request *req, int fd,
     io_uring_prep_readv(sqe, fd, req->iov, req->iovcnt, host);
   else if (req->iov)
     io_uring_prep_writev(sqe, fd, req->iov, req->iovcnt, host);
+  else if ((i = uring_fixed_index(u, req->buf, req->len)) >= 0 &&
+           req->op == VMM_BLOCK_OP_READ)
+    io_uring_prep_read_fixed(sqe, fd, req->buf, (unsigned)req->len, host, i);
+  else if (i >= 0)
+    io_uring_prep_write_fixed(sqe, fd, req->buf, (unsigned)req->len, host, i);
   else if (req->op == VMM_BLOCK_OP_READ)
     io_uring_prep_read(sqe, fd, req->buf, (unsigned)req->len, host);
   else
     io_uring_prep_write(sqe, fd, req->buf, (unsigned)req->len, host);
   io_uring_sqe_set_data(sqe, req);
   g_atomic_int_inc(&u->in_ring);
+  if (reaping == u) {
+    /* the reaper sends it with the others once its batch is done */
+    u->queued++;
+    g_mutex_unlock(&u->sq_lock);
+    return TRUE;
+  }
   int r;
   do
     r = io_uring_submit(&u->ring);
   while (r == -EINTR || r == -EAGAIN);
+  u->queued = 0; /* anything the reaper queued went too */
   g_mutex_unlock(&u->sq_lock);
   if (r < 0) {
     /* the SQE stays queued and goes with the next submit; a ring that
@@ -371,6 +458,12 @@ void vmm_block_async_shutdown(VmmBlock *bs)
 }
 #else
 static gboolean try_uring(Request *req)
+{
+  return FALSE;
+}
+
+gboolean vmm_block_register_buffers(VmmBlock *bs, const struct iovec *iov,
+                                    unsigned n)
 {
   return FALSE;
 }

@@ -117,6 +117,16 @@ void vmm_block_submitv(VmmBlock *bs, VmmBlockOp op, uint64_t offset,
 /* Waits for every submitted request to complete (callbacks that are posted to
  * a GMainContext may still be pending in that context). */
 void vmm_block_drain(VmmBlock *bs);
+/* Registers buffers that later requests will use (each at most 1 GiB, at
+ * most 64), before the image's first request: the kernel pins their pages
+ * once, instead of pinning and releasing them for every request.  Only the
+ * caller's own buffers belong here (their memory stays locked until the
+ * image is closed), so a tool that owns its buffers uses it, not a machine
+ * for guest RAM.  Returns FALSE where it is not possible (no io_uring,
+ * RLIMIT_MEMLOCK, requests already made); requests work the same either
+ * way. */
+gboolean vmm_block_register_buffers(VmmBlock *bs, const struct iovec *iov,
+                                    unsigned n);
 /* Waits until every submitted request has moved its data (its completion
  * may still be on its way): after it returns, no request writes into a
  * buffer given to vmm_block_submit().  Needs no GMainContext, so a device
