@@ -498,18 +498,32 @@ thumbnail_tick (gpointer data)
 
 /* ---- the engine ---------------------------------------------------- */
 
+/* What an engine thread tells the UI thread: a state change or an event,
+ * stamped with the engine's serial so that news of an engine already gone
+ * is dropped. */
 typedef struct {
   VesselMachine *self;
   guint serial;
-  vmm_machine_state state;
-} StateMsg;
+  vmm_machine_state state;  /* for state_msg_dispatch */
+  vmm_machine_event event;  /* for event_msg_dispatch */
+} EngineMsg;
 
 static void
-state_msg_free (gpointer data)
+engine_msg_free (gpointer data)
 {
-  StateMsg *msg = data;
+  EngineMsg *msg = data;
   g_object_unref (msg->self);
   g_free (msg);
+}
+
+/* On an engine thread: queues @dispatch with @msg on the UI thread. */
+static void
+engine_msg_post (Engine *e, EngineMsg *msg, GSourceFunc dispatch)
+{
+  msg->self = g_object_ref (e->owner);
+  msg->serial = e->serial;
+  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, dispatch, msg,
+                              engine_msg_free);
 }
 
 static void
@@ -603,24 +617,10 @@ install_done (VesselMachine *self)
   return TRUE;
 }
 
-typedef struct {
-  VesselMachine *self;
-  guint serial;
-  vmm_machine_event event;
-} EventMsg;
-
-static void
-event_msg_free (gpointer data)
-{
-  EventMsg *msg = data;
-  g_object_unref (msg->self);
-  g_free (msg);
-}
-
 static gboolean
 event_msg_dispatch (gpointer data)
 {
-  EventMsg *msg = data;
+  EngineMsg *msg = data;
   VesselMachine *self = msg->self;
   if (!self->engine || self->engine->serial != msg->serial)
     return G_SOURCE_REMOVE;
@@ -643,18 +643,15 @@ listener_event (vmm_machine *m, vmm_machine_event event, void *opaque)
   Engine *e = opaque;
   if (event != VMM_MACHINE_EVENT_RESET)
     return;
-  EventMsg *msg = g_new0 (EventMsg, 1);
-  msg->self = g_object_ref (e->owner);
-  msg->serial = e->serial;
+  EngineMsg *msg = g_new0 (EngineMsg, 1);
   msg->event = event;
-  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, event_msg_dispatch,
-                              msg, event_msg_free);
+  engine_msg_post (e, msg, event_msg_dispatch);
 }
 
 static gboolean
 state_msg_dispatch (gpointer data)
 {
-  StateMsg *msg = data;
+  EngineMsg *msg = data;
   VesselMachine *self = msg->self;
   if (!self->engine || self->engine->serial != msg->serial)
     return G_SOURCE_REMOVE; /* about an engine already gone */
@@ -709,12 +706,9 @@ static void
 listener_state (vmm_machine *m, vmm_machine_state state, void *opaque)
 {
   Engine *e = opaque;
-  StateMsg *msg = g_new0 (StateMsg, 1);
-  msg->self = g_object_ref (e->owner);
-  msg->serial = e->serial;
+  EngineMsg *msg = g_new0 (EngineMsg, 1);
   msg->state = state;
-  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, state_msg_dispatch,
-                              msg, state_msg_free);
+  engine_msg_post (e, msg, state_msg_dispatch);
 }
 
 /* One export on the first free port from @e's port (autoport: from the
