@@ -919,44 +919,46 @@ pc_route_intx (void *opaque, unsigned devfn, unsigned pin, bool level)
 
 /* --- display ------------------------------------------------------------ */
 
-/* The guest placed or removed the framebuffer BAR: map VRAM there as RAM
- * with dirty logging, so guest drawing costs no exit and the refresh finds
- * changed pages in KVM's log. (Called with the VGA's lock held; mapping
- * takes only the VM's slot lock.) */
+/* Moves the memory slot that backs a BAR from *@at to @gpa (or removes it,
+ * for VMM_PCI_UNMAPPED). A framebuffer is mapped as RAM with dirty logging,
+ * so guest drawing costs no exit and the refresh finds changed pages in
+ * KVM's log; a ROM as a read-only slot (writes still reach the device and
+ * are dropped). Called with the VGA's lock held; mapping takes only the
+ * VM's slot lock. */
 static void
-pc_vga_lfb (void *opaque, uint64_t gpa, uint8_t *vram, size_t size)
+pc_move_bar_slot (vmm_machine *m, uint64_t *at, uint64_t gpa, uint8_t *host,
+                  size_t size, bool rom)
 {
-  vmm_machine *m = opaque;
-  if (m->lfb_gpa != VMM_PCI_UNMAPPED)
-    vmm_vm_unmap (m->vm, m->lfb_gpa);
-  m->lfb_gpa = VMM_PCI_UNMAPPED;
+  if (*at != VMM_PCI_UNMAPPED)
+    vmm_vm_unmap (m->vm, *at);
+  *at = VMM_PCI_UNMAPPED;
   if (gpa == VMM_PCI_UNMAPPED)
     return;
   g_autoptr (GError) error = NULL;
-  if (vmm_vm_map_logged (m->vm, gpa, size, vram, &error))
-    m->lfb_gpa = gpa;
+  bool ok = rom ? vmm_vm_map (m->vm, gpa, size, host, true, &error)
+                : vmm_vm_map_logged (m->vm, gpa, size, host, &error);
+  if (ok)
+    *at = gpa;
+  else if (rom) /* the device still answers reads, only slower */
+    g_debug ("VGA ROM at 0x%" G_GINT64_MODIFIER "x stays emulated: %s", gpa,
+             error->message);
   else
     g_warning ("framebuffer at 0x%" G_GINT64_MODIFIER "x: %s", gpa,
                error->message);
 }
 
-/* The guest placed or removed the VGA's ROM BAR: map the ROM there as a
- * read-only slot (writes still reach the device and are dropped). */
+static void
+pc_vga_lfb (void *opaque, uint64_t gpa, uint8_t *vram, size_t size)
+{
+  vmm_machine *m = opaque;
+  pc_move_bar_slot (m, &m->lfb_gpa, gpa, vram, size, false);
+}
+
 static void
 pc_vga_rom (void *opaque, uint64_t gpa, uint8_t *rom, size_t size)
 {
   vmm_machine *m = opaque;
-  if (m->vga_rom_gpa != VMM_PCI_UNMAPPED)
-    vmm_vm_unmap (m->vm, m->vga_rom_gpa);
-  m->vga_rom_gpa = VMM_PCI_UNMAPPED;
-  if (gpa == VMM_PCI_UNMAPPED)
-    return;
-  g_autoptr (GError) error = NULL;
-  if (vmm_vm_map (m->vm, gpa, size, rom, true, &error))
-    m->vga_rom_gpa = gpa;
-  else
-    g_debug ("VGA ROM at 0x%" G_GINT64_MODIFIER "x stays emulated: %s", gpa,
-             error->message);
+  pc_move_bar_slot (m, &m->vga_rom_gpa, gpa, rom, size, true);
 }
 
 static void
