@@ -6,7 +6,7 @@ set -eu
 
 build_pkgs="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev libjson-glib-dev zlib1g-dev liblzma-dev libzstd-dev liburing-dev libvncserver-dev libspice-server-dev libgtk-4-dev libadwaita-1-dev libvirt-glib-1.0-dev libxml2-dev libepoxy-dev libvte-2.91-gtk4-dev libosinfo-1.0-dev osinfo-db gettext seabios libslirp-dev"
 test_pkgs="osinfo-db qemu-utils grub-pc-bin grub-common xorriso mtools binutils acpica-tools dmidecode tesseract-ocr tesseract-ocr-eng gvncviewer vncsnapshot spice-client-gtk virt-viewer xvfb xauth xdotool libjpeg-turbo-progs dbus-daemon libvirt-clients desktop-file-utils appstream libgl1-mesa-dri libegl-mesa0 libglx-mesa0 ipxe-qemu ovmf grub-efi-amd64-bin"
-bench_pkgs="qemu-system-x86 hyperfine python3-gi gir1.2-spiceclientglib-2.0"
+bench_pkgs="qemu-system-x86 hyperfine python3-gi gir1.2-spiceclientglib-2.0 e2fsprogs mount"
 
 pkgs=$build_pkgs
 for arg in "$@"; do
