@@ -58,6 +58,7 @@
 #define VMM_BLOCK_BOUNCE_CHUNK (1u << 20)
 #define VMM_BLOCK_URING_ENTRIES 256
 #define VMM_BLOCK_MAX_FIXED 64
+#define VMM_BLOCK_URING_BATCH 8 /* completions the reaper takes per round */
 
 typedef struct {
   VmmBlock *bs;
@@ -261,15 +262,21 @@ static gpointer uring_reaper(gpointer data)
                 g_strerror(-r));
       break;
     }
-    do {
-      Request *req = io_uring_cqe_get_data(cqe);
-      int res = cqe->res;
-      io_uring_cqe_seen(&u->ring, cqe);
+    /* at most a few of the completions ready now, then their resubmissions
+     * go: draining every completion that arrives meanwhile kept new requests
+     * back (4 KiB writes at depth 32 ran 25% slower), and 8 did better than
+     * 4 or 32 for 4 KiB reads and writes alike (vessel-img bench, RAM disk) */
+    struct io_uring_cqe *ready[VMM_BLOCK_URING_BATCH];
+    unsigned n = io_uring_peek_batch_cqe(&u->ring, ready, G_N_ELEMENTS(ready));
+    for (unsigned i = 0; i < n; i++) {
+      Request *req = io_uring_cqe_get_data(ready[i]);
+      int res = ready[i]->res;
+      io_uring_cqe_seen(&u->ring, ready[i]);
       if (req) {
         uring_complete(bs, req, res);
         g_atomic_int_add(&u->in_ring, -1);
       }
-    } while (io_uring_peek_cqe(&u->ring, &cqe) == 0);
+    }
     uring_submit_queued(u);
     if (g_atomic_int_get(&u->stopping) && g_atomic_int_get(&u->in_ring) == 0)
       break;
