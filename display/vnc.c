@@ -18,6 +18,10 @@
 /* How long the server thread waits in select for client traffic before it
  * looks at the surface's damage again (the surface changes at 30 Hz). */
 #define VNC_POLL_USEC 10000
+/* The same with no client: nothing to send, so it only watches the
+ * listening socket (a connection ends the wait at once) and the stop flag,
+ * which display_vnc_free therefore waits at most this long for. */
+#define VNC_IDLE_POLL_USEC 200000
 /* RFB button mask bits. */
 #define RFB_BUTTON_LEFT 0x01
 #define RFB_BUTTON_MIDDLE 0x02
@@ -368,7 +372,9 @@ vnc_thread (gpointer data)
   while (!g_atomic_int_get (&v->stop))
     {
       vnc_refresh (v);
-      rfbProcessEvents (v->screen, VNC_POLL_USEC);
+      /* v->clients changes only in hooks on this thread */
+      rfbProcessEvents (v->screen, v->clients->len ? VNC_POLL_USEC
+                                                   : VNC_IDLE_POLL_USEC);
     }
   return NULL;
 }
