@@ -203,7 +203,8 @@ struct VmmBlockUring {
   GMutex sq_lock;     /* submitters; the reaper alone touches the CQ */
   GThread *reaper;
   gint in_ring;       /* requests submitted and not yet reaped */
-  unsigned queued;    /* SQEs the reaper's completions queued, not yet sent */
+  gint queued;        /* SQEs the reaper's completions queued, not yet sent:
+                       * raised only by the reaper, cleared by any submit */
   /* buffers registered with the ring (vmm_block_register_buffers) */
   struct iovec fixed[VMM_BLOCK_MAX_FIXED];
   unsigned n_fixed;
@@ -234,9 +235,13 @@ static __thread struct VmmBlockUring *reaping;
 
 static void uring_submit_queued(struct VmmBlockUring *u)
 {
+  /* only this thread raises it: zero means nothing of ours is waiting, and
+   * the submitters' lock is left alone (a machine's vCPUs take it) */
+  if (!g_atomic_int_get(&u->queued))
+    return;
   g_mutex_lock(&u->sq_lock);
   if (u->queued) {
-    u->queued = 0;
+    g_atomic_int_set(&u->queued, 0);
     int r;
     do
       r = io_uring_submit(&u->ring);
@@ -378,7 +383,7 @@ static gboolean uring_push(struct VmmBlockUring *u, Request *req, int fd,
   g_atomic_int_inc(&u->in_ring);
   if (reaping == u) {
     /* the reaper sends it with the others once its batch is done */
-    u->queued++;
+    g_atomic_int_inc(&u->queued);
     g_mutex_unlock(&u->sq_lock);
     return TRUE;
   }
@@ -386,7 +391,7 @@ static gboolean uring_push(struct VmmBlockUring *u, Request *req, int fd,
   do
     r = io_uring_submit(&u->ring);
   while (r == -EINTR || r == -EAGAIN);
-  u->queued = 0; /* anything the reaper queued went too */
+  g_atomic_int_set(&u->queued, 0); /* what the reaper queued went too */
   g_mutex_unlock(&u->sq_lock);
   if (r < 0) {
     /* the SQE stays queued and goes with the next submit; a ring that
