@@ -90,12 +90,6 @@ static void request_finish(Request *req)
   g_mutex_unlock(&bs->async_lock);
 }
 
-static gboolean complete_in_context(gpointer data)
-{
-  request_finish(data);
-  return G_SOURCE_REMOVE;
-}
-
 static void deliver(Request *req);
 
 /* Copies between the request's buffers, from byte @skip, and @flat. */
@@ -177,23 +171,67 @@ static void worker(gpointer data, gpointer pool_data)
   deliver(req);
 }
 
+/* Finished requests reach the completion context through one queue and one
+ * source per image: the context's thread is woken only when the queue was
+ * empty, and takes every completion waiting when it runs.  (A source per
+ * completion cost an allocation, a context lock and a wake-up each.) */
+typedef struct {
+  GSource source;
+  VmmBlock *bs;
+} DoneSource;
+
+static gboolean done_pending(GSource *source, gint *timeout)
+{
+  VmmBlock *bs = ((DoneSource *)source)->bs;
+  if (timeout)
+    *timeout = -1;
+  g_mutex_lock(&bs->async_lock);
+  gboolean pending = bs->done_queue.length > 0;
+  g_mutex_unlock(&bs->async_lock);
+  return pending;
+}
+
+static gboolean done_check(GSource *source)
+{
+  return done_pending(source, NULL);
+}
+
+static gboolean done_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+{
+  VmmBlock *bs = ((DoneSource *)source)->bs;
+  g_mutex_lock(&bs->async_lock);
+  GQueue batch = bs->done_queue;
+  g_queue_init(&bs->done_queue);
+  g_mutex_unlock(&bs->async_lock);
+  Request *req;
+  while ((req = g_queue_pop_head(&batch)))
+    request_finish(req);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs done_source_funcs = {
+  .prepare = done_pending,
+  .check = done_check,
+  .dispatch = done_dispatch,
+};
+
 static void deliver(Request *req)
 {
   VmmBlock *bs = req->bs;
   GMainContext *ctx = bs->completion_ctx;
+  gboolean wake = FALSE;
   g_mutex_lock(&bs->async_lock);
   if (--bs->transferring == 0)
     g_cond_broadcast(&bs->async_cond);
-  g_mutex_unlock(&bs->async_lock);
   if (ctx) {
-    GSource *src = g_idle_source_new();
-    g_source_set_priority(src, G_PRIORITY_DEFAULT);
-    g_source_set_callback(src, complete_in_context, req, NULL);
-    g_source_attach(src, ctx);
-    g_source_unref(src);
-  } else {
-    request_finish(req);
+    wake = bs->done_queue.length == 0;
+    g_queue_push_tail(&bs->done_queue, req);
   }
+  g_mutex_unlock(&bs->async_lock);
+  if (!ctx)
+    request_finish(req);
+  else if (wake)
+    g_main_context_wakeup(ctx);
 }
 
 /* ---- io_uring ---- */
@@ -528,7 +566,31 @@ static gboolean try_zero_read(Request *req)
 
 void vmm_block_set_completion_context(VmmBlock *bs, GMainContext *context)
 {
+  if (context && context == bs->completion_ctx)
+    return; /* (devices set it before each request) */
+  if (bs->done_source) {
+    g_source_destroy(bs->done_source);
+    g_source_unref(bs->done_source);
+    bs->done_source = NULL;
+  }
+  if (context) {
+    GSource *src = g_source_new(&done_source_funcs, sizeof(DoneSource));
+    ((DoneSource *)src)->bs = bs;
+    g_source_set_priority(src, G_PRIORITY_DEFAULT);
+    g_source_set_name(src, "vmm-block completions");
+    g_source_attach(src, context);
+    bs->done_source = src;
+  }
+  g_mutex_lock(&bs->async_lock);
   bs->completion_ctx = context;
+  GQueue left = bs->done_queue;
+  g_queue_init(&bs->done_queue);
+  g_mutex_unlock(&bs->async_lock);
+  /* completions the old context never ran (a caller that changed it or
+   * closed the image without draining it) finish here rather than never */
+  Request *req;
+  while ((req = g_queue_pop_head(&left)))
+    request_finish(req);
 }
 
 static void submit(Request *req);

@@ -47,6 +47,8 @@ struct VmmBlock {
   /* async */
   GThreadPool *pool;
   GMainContext *completion_ctx;
+  GSource *done_source;  /* in completion_ctx: runs done_queue */
+  GQueue done_queue;     /* finished requests for done_source (async_lock) */
   GMutex async_lock;
   GCond async_cond;
   unsigned in_flight;

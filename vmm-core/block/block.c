@@ -176,6 +176,7 @@ gboolean vmm_block_close(VmmBlock *bs, GError **error)
     return TRUE;
   vmm_block_drain(bs);
   vmm_block_async_shutdown(bs);
+  vmm_block_set_completion_context(bs, NULL);
   if (bs->pool)
     g_thread_pool_free(bs->pool, FALSE, TRUE);
   gboolean ok = TRUE;
