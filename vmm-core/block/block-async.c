@@ -196,9 +196,9 @@ static gboolean done_check(GSource *source)
   return done_pending(source, NULL);
 }
 
-static gboolean done_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+/* Runs every completion waiting in the queue, on the calling thread. */
+static void run_done_queue(VmmBlock *bs)
 {
-  VmmBlock *bs = ((DoneSource *)source)->bs;
   g_mutex_lock(&bs->async_lock);
   GQueue batch = bs->done_queue;
   g_queue_init(&bs->done_queue);
@@ -206,6 +206,11 @@ static gboolean done_dispatch(GSource *source, GSourceFunc cb, gpointer data)
   Request *req;
   while ((req = g_queue_pop_head(&batch)))
     request_finish(req);
+}
+
+static gboolean done_dispatch(GSource *source, GSourceFunc cb, gpointer data)
+{
+  run_done_queue(((DoneSource *)source)->bs);
   return G_SOURCE_CONTINUE;
 }
 
@@ -583,14 +588,10 @@ void vmm_block_set_completion_context(VmmBlock *bs, GMainContext *context)
   }
   g_mutex_lock(&bs->async_lock);
   bs->completion_ctx = context;
-  GQueue left = bs->done_queue;
-  g_queue_init(&bs->done_queue);
   g_mutex_unlock(&bs->async_lock);
   /* completions the old context never ran (a caller that changed it or
    * closed the image without draining it) finish here rather than never */
-  Request *req;
-  while ((req = g_queue_pop_head(&left)))
-    request_finish(req);
+  run_done_queue(bs);
 }
 
 static void submit(Request *req);
