@@ -428,11 +428,9 @@ static void test_async_vectored(void)
 }
 
 typedef struct {
-  VmmBlock *bs;
+  Counter c; /* first: chain_done counts through count_done */
   uint8_t *buf;
-  int left, done, failed;
-  GMutex lock;
-  GCond cond;
+  int left;
 } Chain;
 
 /* A completion that submits the next request itself, as a queue-depth loop
@@ -442,13 +440,10 @@ static void chain_done(VmmBlock *bs, gboolean ok, const GError *error,
                        gpointer data)
 {
   Chain *ch = data;
-  g_mutex_lock(&ch->lock);
-  ch->done++;
-  ch->failed += !ok;
+  count_done(bs, ok, error, &ch->c);
+  /* only this chain's one request in flight touches left */
   gboolean more = --ch->left > 0;
-  int n = ch->done;
-  g_cond_signal(&ch->cond);
-  g_mutex_unlock(&ch->lock);
+  int n = 200 - ch->left;
   if (more)
     vmm_block_submit(bs, VMM_BLOCK_OP_READ, (uint64_t)(n % 16) * 65536,
                      ch->buf, 65536, chain_done, ch);
@@ -511,16 +506,13 @@ static void test_async_registered(void)
     g_assert_cmpint(c.failed, ==, 0);
     g_assert_cmpmem(other, SZ, b, SZ);
     /* a chain of requests each submitted by the last one's completion */
-    Chain ch = { .bs = bs, .buf = a, .left = 200 };
-    g_mutex_init(&ch.lock);
-    g_cond_init(&ch.cond);
+    Chain ch = { .buf = a, .left = 200 };
+    g_mutex_init(&ch.c.lock);
+    g_cond_init(&ch.c.cond);
     vmm_block_submit(bs, VMM_BLOCK_OP_READ, 0, a, 65536, chain_done, &ch);
-    g_mutex_lock(&ch.lock);
-    while (ch.done < 200)
-      g_cond_wait(&ch.cond, &ch.lock);
-    g_mutex_unlock(&ch.lock);
+    wait_count(&ch.c, 200);
     vmm_block_drain(bs);
-    g_assert_cmpint(ch.failed, ==, 0);
+    g_assert_cmpint(ch.c.failed, ==, 0);
     g_assert_cmpmem(a, 65536, b + (size_t)(199 % 16) * 65536, 65536);
     g_assert_true(vmm_block_close(bs, &error));
     /* too late while requests are in flight (the completion waits in a
@@ -535,8 +527,8 @@ static void test_async_registered(void)
     g_assert_cmpint(c.done, ==, 7);
     g_assert_true(vmm_block_close(bs, &error));
     g_main_context_unref(ctx);
-    g_mutex_clear(&ch.lock);
-    g_cond_clear(&ch.cond);
+    g_mutex_clear(&ch.c.lock);
+    g_cond_clear(&ch.c.cond);
     g_mutex_clear(&c.lock);
     g_cond_clear(&c.cond);
     g_aligned_free(a);

@@ -272,9 +272,22 @@ static void uring_complete(VmmBlock *bs, Request *req, int res)
 
 /* The ring whose reaper is the current thread, if any: requests that its
  * completions submit (a queue-depth loop resubmitting, say) are only queued,
- * and the reaper submits them together once it has taken every completion
- * that is ready, one system call for the lot. */
+ * and the reaper submits them together after each round of completions, one
+ * system call for the lot. */
 static __thread struct VmmBlockUring *reaping;
+
+/* Sends every prepared SQE, the reaper's queued ones included; sq_lock held.
+ * On failure the SQEs stay prepared and go with the next submit. */
+static void uring_submit_locked(struct VmmBlockUring *u)
+{
+  int r;
+  do
+    r = io_uring_submit(&u->ring);
+  while (r == -EINTR || r == -EAGAIN);
+  g_atomic_int_set(&u->queued, 0);
+  if (r < 0)
+    g_warning("io_uring_submit failed: %s", g_strerror(-r));
+}
 
 static void uring_submit_queued(struct VmmBlockUring *u)
 {
@@ -283,15 +296,8 @@ static void uring_submit_queued(struct VmmBlockUring *u)
   if (!g_atomic_int_get(&u->queued))
     return;
   g_mutex_lock(&u->sq_lock);
-  if (u->queued) {
-    g_atomic_int_set(&u->queued, 0);
-    int r;
-    do
-      r = io_uring_submit(&u->ring);
-    while (r == -EINTR || r == -EAGAIN);
-    if (r < 0)
-      g_warning("io_uring_submit failed: %s", g_strerror(-r));
-  }
+  if (u->queued)
+    uring_submit_locked(u);
   g_mutex_unlock(&u->sq_lock);
 }
 
@@ -430,17 +436,8 @@ static gboolean uring_push(struct VmmBlockUring *u, Request *req, int fd,
     g_mutex_unlock(&u->sq_lock);
     return TRUE;
   }
-  int r;
-  do
-    r = io_uring_submit(&u->ring);
-  while (r == -EINTR || r == -EAGAIN);
-  g_atomic_int_set(&u->queued, 0); /* what the reaper queued went too */
+  uring_submit_locked(u);
   g_mutex_unlock(&u->sq_lock);
-  if (r < 0) {
-    /* the SQE stays queued and goes with the next submit; a ring that
-     * refuses submissions altogether will not be used again */
-    g_warning("io_uring_submit failed: %s", g_strerror(-r));
-  }
   return TRUE;
 }
 
